@@ -1,0 +1,443 @@
+//! The stream decoder: bytes of one connection in (any split), events out.
+//!
+//! It owns everything between "decrypted bytes arrived" and "a message / ping / pong / close is
+//! complete": a stash for a header cut by a read boundary (≤ 14 bytes), the frame being read,
+//! the [`MessageAssembler`], and the buffer of the data message being assembled. Payload bytes
+//! are unmasked while being copied from the input straight into that buffer, which keeps
+//! [`HEADER_ROOM`] free bytes in front: [`Message::into_server_frame`] writes the outgoing
+//! header there and returns one shared [`Bytes`] frame for every recipient, with no further copy.
+//!
+//! Memory: nothing is reserved for an idle connection; a data frame reserves at most
+//! [`RESERVE_STEP`] ahead of the bytes that actually arrived (a header announcing 16 MiB does
+//! not make us allocate 16 MiB). No I/O and no clock here.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::close::{CloseBody, parse_close_payload};
+use super::control::ControlPayload;
+use super::encode::{encode_header, header_len};
+use super::error::ProtocolError;
+use super::frame::{Decoded, FrameConfig, FrameHeader, MAX_HEADER_LEN, Role, decode_header};
+use super::mask::Masker;
+use super::message::{FrameRole, MessageAssembler};
+use super::opcode::{DataKind, OpCode};
+
+/// Free bytes kept in front of a message's payload for the server frame header.
+pub const HEADER_ROOM: usize = 10;
+/// A data frame reserves at most this much beyond what has arrived.
+pub const RESERVE_STEP: usize = 64 * 1024;
+
+/// Limits and role of a [`Decoder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoderConfig {
+    pub role: Role,
+    pub max_frame_size: u64,
+    pub max_message_size: u64,
+}
+
+/// A complete data message whose payload sits behind [`HEADER_ROOM`] spare bytes.
+#[derive(Debug)]
+pub struct Message {
+    pub kind: DataKind,
+    buf: BytesMut,
+}
+
+impl Message {
+    pub fn payload(&self) -> &[u8] {
+        &self.buf[HEADER_ROOM..]
+    }
+
+    /// The payload as text (`Some` for Text messages, which the decoder has validated).
+    pub fn text(&self) -> Option<&str> {
+        match self.kind {
+            DataKind::Text => std::str::from_utf8(self.payload()).ok(),
+            DataKind::Binary => None,
+        }
+    }
+
+    /// Turns the message into a final, unmasked server frame of the same kind without copying
+    /// the payload: the header is written into the room in front of it.
+    pub fn into_server_frame(mut self) -> Bytes {
+        let len = self.buf.len() - HEADER_ROOM;
+        let hl = header_len(len as u64);
+        let start = HEADER_ROOM - hl;
+        self.buf[start..HEADER_ROOM]
+            .copy_from_slice(encode_header(true, self.kind.opcode(), None, len as u64).as_bytes());
+        let mut frame = self.buf;
+        let _ = frame.split_to(start);
+        frame.freeze()
+    }
+
+    /// The buffer back, for [`Decoder::recycle`] (clients that only read the payload).
+    pub fn into_buffer(self) -> BytesMut {
+        self.buf
+    }
+}
+
+/// What the peer sent.
+#[derive(Debug)]
+pub enum Event {
+    Message(Message),
+    Ping(ControlPayload),
+    Pong(ControlPayload),
+    /// A Close frame whose payload was validated; see [`Event::close_body`].
+    Close(ControlPayload),
+}
+
+impl Event {
+    /// Code and reason of a Close event (`None` for an empty close payload or another event).
+    pub fn close_body(&self) -> Option<CloseBody<'_>> {
+        match self {
+            Self::Close(p) => parse_close_payload(p.as_bytes()).ok().flatten(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct FrameInProgress {
+    header: FrameHeader,
+    role: FrameRole,
+    remaining: u64,
+    masker: Option<Masker>,
+}
+
+/// Streaming frame decoder for one connection.
+#[derive(Debug)]
+pub struct Decoder {
+    frame_cfg: FrameConfig,
+    /// A header cut by the end of the previous input.
+    head: [u8; MAX_HEADER_LEN],
+    head_len: u8,
+    frame: Option<FrameInProgress>,
+    assembler: MessageAssembler,
+    /// The data message being assembled: `HEADER_ROOM` spare bytes, then the payload so far.
+    msg: BytesMut,
+    control: ControlPayload,
+}
+
+impl Decoder {
+    pub fn new(cfg: DecoderConfig) -> Self {
+        Self {
+            frame_cfg: FrameConfig::new(cfg.role, cfg.max_frame_size.min(cfg.max_message_size)),
+            head: [0; MAX_HEADER_LEN],
+            head_len: 0,
+            frame: None,
+            assembler: MessageAssembler::new(cfg.max_message_size),
+            msg: BytesMut::new(),
+            control: ControlPayload::EMPTY,
+        }
+    }
+
+    /// Hands back a message buffer so the next message can reuse its memory instead of
+    /// allocating. Only worth it where messages are dropped right after reading them.
+    pub fn recycle(&mut self, mut buf: BytesMut) {
+        if self.msg.capacity() == 0 && buf.capacity() <= RESERVE_STEP && buf.try_reclaim(0) {
+            buf.clear();
+            self.msg = buf;
+        }
+    }
+
+    /// True when no frame or message is partly read (a clean place for the stream to end).
+    pub fn is_idle(&self) -> bool {
+        self.head_len == 0 && self.frame.is_none() && !self.assembler.in_message()
+    }
+
+    /// Consumes bytes from the front of `input` until an event completes (returned) or the
+    /// input runs out (`Ok(None)`, everything consumed). Call again with the rest of the input
+    /// after each event. After an error the connection must be failed with the error's close
+    /// code; the decoder is not usable any more.
+    pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Event>, ProtocolError> {
+        loop {
+            if self.frame.is_none() && !self.read_header(input)? {
+                return Ok(None);
+            }
+            let frame = self.frame.as_mut().expect("frame started");
+            let take = usize::try_from(frame.remaining)
+                .unwrap_or(usize::MAX)
+                .min(input.len());
+            let (chunk, rest) = input.split_at(take);
+            *input = rest;
+            frame.remaining -= take as u64;
+            match frame.role {
+                FrameRole::Control(_) => {
+                    let dst = self.control.append_slot(take);
+                    copy_payload(&mut frame.masker, chunk, dst);
+                }
+                FrameRole::Data { .. } => {
+                    let at = self.msg.len();
+                    self.msg.put_bytes(0, take);
+                    let dst = &mut self.msg[at..];
+                    copy_payload(&mut frame.masker, chunk, dst);
+                    self.assembler.on_data(dst)?;
+                }
+            }
+            if frame.remaining > 0 {
+                return Ok(None);
+            }
+            let frame = self.frame.take().expect("frame started");
+            if let Some(event) = self.finish_frame(frame)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// Reads the next header from the stash and `input`; false when more bytes are needed.
+    fn read_header(&mut self, input: &mut &[u8]) -> Result<bool, ProtocolError> {
+        let had = self.head_len as usize;
+        let (header, used) = if had == 0 {
+            match decode_header(input, &self.frame_cfg)? {
+                Decoded::Complete((h, n)) => (h, n),
+                Decoded::Incomplete { .. } => {
+                    // Shorter than the longest header, or it would be complete.
+                    self.head[..input.len()].copy_from_slice(input);
+                    self.head_len = input.len() as u8;
+                    *input = &[];
+                    return Ok(false);
+                }
+            }
+        } else {
+            let add = (MAX_HEADER_LEN - had).min(input.len());
+            self.head[had..had + add].copy_from_slice(&input[..add]);
+            match decode_header(&self.head[..had + add], &self.frame_cfg)? {
+                Decoded::Complete((h, n)) => (h, n - had),
+                Decoded::Incomplete { .. } => {
+                    self.head_len = (had + add) as u8;
+                    *input = &input[add..];
+                    return Ok(false);
+                }
+            }
+        };
+        self.head_len = 0;
+        *input = &input[used..];
+        self.start_frame(header, input.len())?;
+        Ok(true)
+    }
+
+    fn start_frame(&mut self, header: FrameHeader, available: usize) -> Result<(), ProtocolError> {
+        let role = self.assembler.on_header(&header)?;
+        match role {
+            FrameRole::Control(_) => self.control = ControlPayload::EMPTY,
+            FrameRole::Data { first, .. } => {
+                if first {
+                    self.msg.clear();
+                    self.msg.put_bytes(0, HEADER_ROOM);
+                }
+                let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
+                self.msg.reserve(len.min(available.max(RESERVE_STEP)));
+            }
+        }
+        self.frame = Some(FrameInProgress {
+            header,
+            role,
+            remaining: header.payload_len,
+            masker: header.mask.map(Masker::new),
+        });
+        Ok(())
+    }
+
+    fn finish_frame(&mut self, frame: FrameInProgress) -> Result<Option<Event>, ProtocolError> {
+        Ok(match frame.role {
+            FrameRole::Control(OpCode::Ping) => Some(Event::Ping(self.control)),
+            FrameRole::Control(OpCode::Pong) => Some(Event::Pong(self.control)),
+            FrameRole::Control(_) => {
+                parse_close_payload(self.control.as_bytes())?;
+                Some(Event::Close(self.control))
+            }
+            FrameRole::Data { .. } => {
+                debug_assert!(frame.header.opcode != OpCode::Close);
+                self.assembler.on_frame_end()?.map(|end| {
+                    Event::Message(Message {
+                        kind: end.kind,
+                        buf: std::mem::take(&mut self.msg),
+                    })
+                })
+            }
+        })
+    }
+}
+
+#[inline]
+fn copy_payload(masker: &mut Option<Masker>, src: &[u8], dst: &mut [u8]) {
+    match masker {
+        Some(m) => m.copy_into(src, dst),
+        None => dst.copy_from_slice(src),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::close::CloseCode;
+    use crate::proto::encode::{server_frame, write_client_frame};
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    fn server(max: u64) -> Decoder {
+        Decoder::new(DecoderConfig {
+            role: Role::Server,
+            max_frame_size: max,
+            max_message_size: max,
+        })
+    }
+
+    fn client_frame(fin: bool, op: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        write_client_frame(&mut v, fin, op, payload, KEY);
+        v
+    }
+
+    /// Feeds `bytes` in pieces of `step` and collects events (or the first error).
+    fn run(d: &mut Decoder, bytes: &[u8], step: usize) -> Result<Vec<Event>, ProtocolError> {
+        let mut events = Vec::new();
+        for piece in bytes.chunks(step.max(1)) {
+            let mut input = piece;
+            while let Some(ev) = d.decode(&mut input)? {
+                events.push(ev);
+            }
+            assert!(input.is_empty());
+        }
+        Ok(events)
+    }
+
+    #[test]
+    fn rfc_vector_in_every_split() {
+        let bytes = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        for step in 1..=bytes.len() {
+            let mut d = server(1 << 20);
+            let ev = run(&mut d, &bytes, step).unwrap();
+            assert_eq!(ev.len(), 1, "step {step}");
+            let Event::Message(m) = &ev[0] else { panic!() };
+            assert_eq!(m.kind, DataKind::Text);
+            assert_eq!(m.payload(), b"Hello");
+            assert_eq!(m.text(), Some("Hello"));
+            assert!(d.is_idle());
+        }
+    }
+
+    #[test]
+    fn message_becomes_a_server_frame_without_copy() {
+        for len in [0usize, 5, 125, 126, 200, 65535, 65536, 70000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut d = server(1 << 20);
+            let mut ev = run(&mut d, &client_frame(true, OpCode::Binary, &payload), 4096).unwrap();
+            let Event::Message(m) = ev.remove(0) else {
+                panic!()
+            };
+            let payload_ptr = m.payload().as_ptr();
+            let frame = m.into_server_frame();
+            assert_eq!(frame, server_frame(OpCode::Binary, &payload), "len {len}");
+            assert_eq!(
+                frame[header_len(len as u64)..].as_ptr(),
+                payload_ptr,
+                "payload was moved"
+            );
+        }
+    }
+
+    #[test]
+    fn fragmented_text_with_ping_in_between() {
+        let mut bytes = client_frame(false, OpCode::Text, "κό".as_bytes());
+        bytes.extend(client_frame(true, OpCode::Ping, b"hb"));
+        bytes.extend(client_frame(false, OpCode::Continuation, "σμ".as_bytes()));
+        bytes.extend(client_frame(true, OpCode::Continuation, "ε".as_bytes()));
+        for step in [1, 2, 3, 7, bytes.len()] {
+            let mut d = server(1 << 20);
+            let ev = run(&mut d, &bytes, step).unwrap();
+            assert_eq!(ev.len(), 2);
+            assert!(matches!(&ev[0], Event::Ping(p) if p.as_bytes() == b"hb"));
+            let Event::Message(m) = &ev[1] else { panic!() };
+            assert_eq!(m.text(), Some("κόσμε"));
+        }
+    }
+
+    #[test]
+    fn close_with_code_and_reason() {
+        let bytes = client_frame(true, OpCode::Close, b"\x03\xe8bye");
+        let ev = run(&mut server(100), &bytes, 1).unwrap();
+        let body = ev[0].close_body().unwrap();
+        assert_eq!((body.code, body.reason), (CloseCode::NORMAL, "bye"));
+        let ev = run(&mut server(100), &client_frame(true, OpCode::Close, b""), 1).unwrap();
+        assert!(matches!(ev[0], Event::Close(p) if p.is_empty()));
+    }
+
+    #[test]
+    fn errors_carry_their_close_codes() {
+        let cases: Vec<(Vec<u8>, u16)> = vec![
+            (b"\x81\x05Hello".to_vec(), 1002),                      // unmasked
+            (client_frame(true, OpCode::Text, b"\xff"), 1007),      // bad UTF-8
+            (client_frame(true, OpCode::Binary, &[0; 101]), 1009),  // over the limit
+            (client_frame(true, OpCode::Continuation, b"x"), 1002), // no start
+            (client_frame(true, OpCode::Close, b"\x03"), 1002),     // 1-byte close
+            (client_frame(true, OpCode::Close, b"\x03\xed"), 1002), // code 1005
+            (client_frame(true, OpCode::Close, b"\x03\xe8\xff"), 1007), // reason not UTF-8
+            (
+                [
+                    client_frame(false, OpCode::Binary, &[0; 60]),
+                    client_frame(true, OpCode::Continuation, &[0; 60]),
+                ]
+                .concat(),
+                1009,
+            ),
+        ];
+        for (bytes, code) in cases {
+            let e = run(&mut server(100), &bytes, 1).unwrap_err();
+            assert_eq!(e.close_code().0, code, "{e}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_fails_before_the_message_ends() {
+        let mut d = server(1 << 20);
+        let mut bytes = client_frame(false, OpCode::Text, b"ok \xed\xa0\x80");
+        bytes.extend(client_frame(true, OpCode::Continuation, b"never read"));
+        let first_len = bytes.len() - (2 + 4 + 10);
+        let mut input = &bytes[..first_len];
+        assert_eq!(
+            d.decode(&mut input).unwrap_err(),
+            ProtocolError::InvalidUtf8
+        );
+    }
+
+    #[test]
+    fn a_huge_announced_frame_does_not_reserve_its_size() {
+        let mut d = server(16 << 20);
+        let bytes = client_frame(true, OpCode::Binary, &vec![0; 16 << 20]);
+        let mut input = &bytes[..100];
+        assert!(d.decode(&mut input).unwrap().is_none());
+        assert!(
+            d.msg.capacity() <= HEADER_ROOM + RESERVE_STEP + 64,
+            "reserved {}",
+            d.msg.capacity()
+        );
+    }
+
+    #[test]
+    fn client_role_reads_server_frames_and_recycles_buffers() {
+        let mut d = Decoder::new(DecoderConfig {
+            role: Role::Client,
+            max_frame_size: 1 << 20,
+            max_message_size: 1 << 20,
+        });
+        let bytes = [
+            server_frame(OpCode::Text, b"one"),
+            server_frame(OpCode::Text, b"two"),
+        ]
+        .concat();
+        let mut input = &bytes[..];
+        let Some(Event::Message(m)) = d.decode(&mut input).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.payload(), b"one");
+        let ptr = m.payload().as_ptr();
+        d.recycle(m.into_buffer());
+        let Some(Event::Message(m)) = d.decode(&mut input).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.payload(), b"two");
+        assert_eq!(m.payload().as_ptr(), ptr, "recycled buffer reused");
+        assert!(input.is_empty());
+    }
+}
