@@ -13,7 +13,7 @@
 //! client payload into the frame it will broadcast.
 
 /// Payloads at least this long take the AVX2 path when the CPU has it.
-pub const AVX2_MIN_LEN: usize = 512;
+pub const AVX2_MIN_LEN: usize = 1024;
 
 #[inline]
 fn rotated(key: [u8; 4], offset: usize) -> [u8; 4] {
