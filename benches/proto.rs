@@ -8,8 +8,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use ringcast::proto::encode::{encode_header, write_client_frame, write_server_frame};
 use ringcast::proto::frame::{FrameConfig, decode_frame, decode_header};
 use ringcast::proto::mask::{
-    apply_mask, apply_mask_avx2, apply_mask_bytewise, apply_mask_u64, unmask_into_avx2, unmask_into_bytewise,
-    unmask_into_u64,
+    apply_mask, apply_mask_avx2, apply_mask_bytewise, apply_mask_u64, unmask_into_avx2,
+    unmask_into_bytewise, unmask_into_u64,
 };
 use ringcast::proto::{Decoder, DecoderConfig, Event, OpCode, Role};
 
@@ -65,25 +65,33 @@ fn parse(c: &mut Criterion) {
     for size in [16usize, 125, 1024] {
         let wire = client_stream(size);
         g.throughput(Throughput::Elements(100));
-        g.bench_with_input(BenchmarkId::new("header_only_x100", size), &wire, |b, wire| {
-            b.iter(|| {
-                let mut at = 0;
-                while at < wire.len() {
-                    let ringcast::proto::Decoded::Complete((h, n)) = decode_header(&wire[at..], &cfg).unwrap() else {
-                        unreachable!()
-                    };
-                    at += n + h.payload_len as usize;
-                }
-                at
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("header_only_x100", size),
+            &wire,
+            |b, wire| {
+                b.iter(|| {
+                    let mut at = 0;
+                    while at < wire.len() {
+                        let ringcast::proto::Decoded::Complete((h, n)) =
+                            decode_header(&wire[at..], &cfg).unwrap()
+                        else {
+                            unreachable!()
+                        };
+                        at += n + h.payload_len as usize;
+                    }
+                    at
+                })
+            },
+        );
         g.bench_with_input(BenchmarkId::new("in_place_x100", size), &wire, |b, wire| {
             let mut buf = wire.clone();
             b.iter(|| {
                 buf.copy_from_slice(wire);
                 let mut at = 0;
                 while at < buf.len() {
-                    let ringcast::proto::Decoded::Complete(f) = decode_frame(&mut buf[at..], &cfg).unwrap() else {
+                    let ringcast::proto::Decoded::Complete(f) =
+                        decode_frame(&mut buf[at..], &cfg).unwrap()
+                    else {
                         unreachable!()
                     };
                     at += f.len;
@@ -92,7 +100,11 @@ fn parse(c: &mut Criterion) {
             })
         });
         g.bench_with_input(BenchmarkId::new("decoder_x100", size), &wire, |b, wire| {
-            let mut d = Decoder::new(DecoderConfig { role: Role::Server, max_frame_size: 1 << 24, max_message_size: 1 << 24 });
+            let mut d = Decoder::new(DecoderConfig {
+                role: Role::Server,
+                max_frame_size: 1 << 24,
+                max_message_size: 1 << 24,
+            });
             b.iter(|| {
                 let mut input = &wire[..];
                 let mut n = 0;
@@ -111,7 +123,9 @@ fn parse(c: &mut Criterion) {
 
 fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode");
-    g.bench_function("header_16bit", |b| b.iter(|| encode_header(true, OpCode::Text, None, black_box(200))));
+    g.bench_function("header_16bit", |b| {
+        b.iter(|| encode_header(true, OpCode::Text, None, black_box(200)))
+    });
     for size in [100usize, 16 * 1024] {
         let payload = vec![b'x'; size];
         let mut out = Vec::with_capacity(size + 64);
@@ -123,13 +137,17 @@ fn encode(c: &mut Criterion) {
                 out.len()
             })
         });
-        g.bench_with_input(BenchmarkId::new("client_frame_masked", size), &size, |b, _| {
-            b.iter(|| {
-                out.clear();
-                write_client_frame(&mut out, true, OpCode::Text, black_box(&payload), KEY);
-                out.len()
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("client_frame_masked", size),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    out.clear();
+                    write_client_frame(&mut out, true, OpCode::Text, black_box(&payload), KEY);
+                    out.len()
+                })
+            },
+        );
     }
     g.finish();
 }

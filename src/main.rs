@@ -1,18 +1,111 @@
-//! The `ringcast` binary. The server itself comes with the server issue; until then this only
-//! reports what it is.
+//! The `ringcast` binary: serve wss (default), or `ringcast check` the host.
 
-use clap::Parser;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ringcast::logging::{self, LogFormat};
+use ringcast::server::tls::CertOrigin;
+use ringcast::server::{ServerHandle, ServerOptions, check};
+use tracing::{error, info, warn};
 
 /// ringcast: WebSocket-over-TLS chat and broadcast server on io_uring.
+///
+/// Each connection's URL path names its room (wss://HOST:PORT/chat → room "chat"); every
+/// message is delivered to everyone in the room, the sender included.
 #[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {}
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    server: ServerOptions,
+    /// Log line format (filter with RUST_LOG, e.g. RUST_LOG=ringcast=debug).
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!(
-        "ringcast {}: the protocol core is built; the wss server is not implemented yet",
-        env!("CARGO_PKG_VERSION")
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Report kernel, io_uring, buffer-ring support and limits; exit 1 if the host cannot run the server.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    if let Some(Command::Check) = cli.command {
+        let (report, ok) = check::report();
+        print!("{report}");
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+
+    let (soft, hard) = check::raise_nofile_limit();
+    let opts = cli.server;
+    let handle = match ServerHandle::start(opts.clone()) {
+        Ok(h) => h,
+        Err(e) => {
+            error!("cannot start: {e}");
+            eprintln!("ringcast: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let scheme = if opts.plaintext { "ws" } else { "wss" };
+    match &handle.cert {
+        Some(CertOrigin::DevCreated(p)) => info!(
+            "made a dev certificate: {} (trust it in clients)",
+            p.display()
+        ),
+        Some(CertOrigin::DevReused(p)) => info!("using the dev certificate {}", p.display()),
+        Some(CertOrigin::Files) => info!(
+            "using certificate {}",
+            opts.cert.as_ref().expect("files").display()
+        ),
+        None => warn!("serving plain ws:// (--plaintext): put a TLS-terminating proxy in front"),
+    }
+    let w = &handle.workers[0];
+    info!(
+        workers = handle.workers.len(),
+        driver = w.driver,
+        recv = ?w.recv_mode,
+        nofile = soft.unwrap_or(u64::MAX),
+        nofile_hard = hard.unwrap_or(u64::MAX),
+        "ringcast {} serving {scheme}://{}/<room>",
+        env!("CARGO_PKG_VERSION"),
+        handle.local_addr
     );
-    std::process::exit(2);
+
+    let trigger = handle.shutdown_trigger();
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot install signal handlers: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for sig in signals.forever() {
+            seen += 1;
+            if seen == 1 {
+                info!(
+                    signal = sig,
+                    "shutting down: closing connections with 1001 (signal again to exit at once)"
+                );
+                trigger.trigger();
+            } else {
+                warn!("second signal: exiting now");
+                std::process::exit(1);
+            }
+        }
+    });
+    handle.join();
+    info!("all connections closed: bye");
+    ExitCode::SUCCESS
 }

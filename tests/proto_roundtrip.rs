@@ -10,7 +10,11 @@ const SIZES: [usize; 8] = [0, 1, 125, 126, 127, 65535, 65536, 70000];
 const MAX: u64 = 1 << 20;
 
 fn decoder(role: Role) -> Decoder {
-    Decoder::new(DecoderConfig { role, max_frame_size: MAX, max_message_size: MAX })
+    Decoder::new(DecoderConfig {
+        role,
+        max_frame_size: MAX,
+        max_message_size: MAX,
+    })
 }
 
 /// Feeds `bytes` cut at `cuts` (sorted, deduplicated offsets) and returns every event.
@@ -36,7 +40,9 @@ fn cuts(len: usize, raw: &[usize]) -> Vec<usize> {
 }
 
 fn payload(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 proptest! {
@@ -121,7 +127,13 @@ proptest! {
 fn every_size_byte_at_a_time() {
     for size in SIZES {
         let mut wire = Vec::new();
-        write_client_frame(&mut wire, true, OpCode::Text, &vec![b'a'; size], [1, 2, 3, 4]);
+        write_client_frame(
+            &mut wire,
+            true,
+            OpCode::Text,
+            &vec![b'a'; size],
+            [1, 2, 3, 4],
+        );
         let mut d = decoder(Role::Server);
         let mut got = None;
         for b in wire.chunks(1) {
@@ -131,7 +143,9 @@ fn every_size_byte_at_a_time() {
                 got = Some(ev);
             }
         }
-        let Some(Event::Message(m)) = got else { panic!("size {size}: no message") };
+        let Some(Event::Message(m)) = got else {
+            panic!("size {size}: no message")
+        };
         assert_eq!(m.payload().len(), size);
         assert!(m.payload().iter().all(|&b| b == b'a'));
     }

@@ -1,0 +1,688 @@
+//! One connection: two tasks on the worker's runtime sharing a [`Conn`].
+//!
+//! - the **reader** receives (multishot recv into the worker's buffer ring, or single reads),
+//!   feeds the TLS session, upgrades HTTP → WebSocket, decodes frames and acts on them: publish
+//!   a message to the room, answer a Ping, echo a Close; it also owns the timers (handshake
+//!   deadline, heartbeat Pings, idle timeout, waiting for the peer's Close);
+//! - the **writer** waits until something is queued, then writes everything queued as one
+//!   coalesced TLS write and one send — one send in flight per connection.
+//!
+//! Closing: whoever decides queues a Close frame in [`Outbound`]. If the peer closed first, or
+//! the stream is broken (protocol error), the connection ends once the Close is sent; if the
+//! server closed first, the reader waits up to a deadline for the peer's Close. Then TLS
+//! close_notify, half-close, a short drain (so unread bytes do not turn our FIN into a RST),
+//! and the connection leaves its room and the worker's slab.
+
+use std::cell::{Cell, RefCell};
+use std::future::{Future, poll_fn};
+use std::io;
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use compio::BufResult;
+use compio::io::{AsyncRead, AsyncReadMulti, AsyncWrite, AsyncWriteExt};
+use compio::net::TcpStream;
+use futures_util::Stream;
+use tracing::{debug, info};
+
+use super::notify::Notify;
+use super::options::RecvMode;
+use super::outbound::{Offer, Outbound};
+use super::rate::TokenBucket;
+use super::rooms::{Membership, room_from_path};
+use super::session::{Received, Session};
+use super::worker::Worker;
+use crate::proto::encode::server_frame;
+use crate::proto::handshake::{
+    MAX_REQUEST_LEN, Status, error_response, parse_request, switching_protocols,
+};
+use crate::proto::{CloseCode, ControlPayload, Decoder, DecoderConfig, Event, OpCode, Role};
+
+/// Payload of the server's heartbeat Pings.
+const PING_PAYLOAD: &[u8] = b"ringcast";
+/// After our last byte is sent, how long we read and discard before closing the socket.
+const DRAIN_TIME: Duration = Duration::from_millis(500);
+/// Back-off when the worker's buffer ring is empty (ENOBUFS): back-pressure, not an error.
+const RING_EMPTY_BACKOFF: Duration = Duration::from_millis(1);
+
+/// State shared by a connection's reader and writer (and by broadcasters on the same worker).
+pub struct Conn {
+    pub id: usize,
+    pub peer: SocketAddr,
+    stream: TcpStream,
+    session: RefCell<Session>,
+    out: RefCell<Outbound>,
+    wake_writer: Notify,
+    wake_reader: Notify,
+    /// The server sent a Close and waits for the peer's until then.
+    close_deadline: Cell<Option<Instant>>,
+    close_notify_sent: Cell<bool>,
+    writer_done: Cell<bool>,
+    /// The socket failed; stop everything.
+    broken: Cell<bool>,
+}
+
+impl Conn {
+    /// Queues a data frame; a connection past its backlog limit is closed as a slow consumer.
+    pub fn send_data(&self, worker: &Worker, frame: Bytes) {
+        let offer = self.out.borrow_mut().offer_data(frame);
+        match offer {
+            Offer::Queued => self.wake_writer.notify(),
+            Offer::Closing => {}
+            Offer::Overflow => {
+                worker
+                    .shared
+                    .stats
+                    .slow_consumers
+                    .fetch_add(1, Ordering::Relaxed);
+                info!(conn = self.id, peer = %self.peer, "slow consumer: backlog limit reached, closing with 1008");
+                let reason = "slow consumer: outbound backlog over the limit";
+                self.close(
+                    CloseCode::POLICY_VIOLATION,
+                    reason,
+                    true,
+                    worker.shared.opts.close_timeout,
+                );
+            }
+        }
+    }
+
+    fn send_control(&self, frame: Bytes) {
+        self.out.borrow_mut().push_control(frame);
+        self.wake_writer.notify();
+    }
+
+    /// Starts the closing handshake from the server's side: Close frame, then wait up to
+    /// `wait` for the peer's Close. Does nothing if a Close was already queued.
+    pub fn close(&self, code: CloseCode, reason: &str, discard_pending: bool, wait: Duration) {
+        let frame = server_frame(
+            OpCode::Close,
+            ControlPayload::close(code, reason).as_bytes(),
+        );
+        if self.out.borrow_mut().push_close(frame, discard_pending) {
+            self.close_deadline.set(Some(Instant::now() + wait));
+            self.wake_writer.notify();
+            self.wake_reader.notify();
+        }
+    }
+
+    /// End the connection once everything queued is sent.
+    fn finish(&self) {
+        self.out.borrow_mut().finish();
+        self.wake_writer.notify();
+    }
+}
+
+/// Runs a freshly accepted connection to its end.
+pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject: Option<Status>) {
+    let opts = &worker.shared.opts;
+    let session = match Session::new(worker.shared.tls.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, "cannot start a TLS session: {e}");
+            return;
+        }
+    };
+    let id = worker.conns.borrow().vacant_key();
+    let conn = Rc::new(Conn {
+        id,
+        peer,
+        stream,
+        session: RefCell::new(session),
+        out: RefCell::new(Outbound::new(opts.max_backlog as usize)),
+        wake_writer: Notify::default(),
+        wake_reader: Notify::default(),
+        close_deadline: Cell::new(None),
+        close_notify_sent: Cell::new(false),
+        writer_done: Cell::new(false),
+        broken: Cell::new(false),
+    });
+    assert_eq!(worker.conns.borrow_mut().insert(conn.clone()), id);
+    debug!(conn = id, %peer, "connection accepted");
+    compio::runtime::spawn(write_loop(conn.clone())).detach();
+
+    let mut reader = Reader::new(worker.clone(), conn.clone(), reject);
+    reader.run().await;
+
+    if let Some(m) = reader.membership.take() {
+        worker
+            .rooms
+            .borrow_mut()
+            .leave(&worker.shared.rooms, worker.index, &m);
+    }
+    worker.conns.borrow_mut().remove(id);
+    worker.shared.connections.fetch_sub(1, Ordering::AcqRel);
+    worker.conns_changed.notify();
+    debug!(conn = id, %peer, "connection closed");
+}
+
+/// The writer task: one coalesced write and one send per wake-up.
+async fn write_loop(conn: Rc<Conn>) {
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let finishing = {
+            let mut out = conn.out.borrow_mut();
+            out.drain_into(&mut batch);
+            let mut session = conn.session.borrow_mut();
+            let finishing = out.finishing();
+            if finishing && !conn.close_notify_sent.get() {
+                session.send_close_notify();
+                conn.close_notify_sent.set(true);
+            }
+            session.write(&batch, &mut buf);
+            batch.clear();
+            out.set_in_flight(buf.len());
+            finishing
+        };
+        if !buf.is_empty() {
+            let mut stream = &conn.stream;
+            let BufResult(res, back) = stream.write_all(buf).await;
+            buf = back;
+            let idle = {
+                let mut out = conn.out.borrow_mut();
+                out.set_in_flight(0);
+                out.is_empty()
+            };
+            if res.is_err() {
+                conn.broken.set(true);
+                break;
+            }
+            // An idle connection keeps no send buffer; a busy one reuses it.
+            if idle {
+                buf = Vec::new()
+            } else {
+                buf.clear()
+            }
+            continue;
+        }
+        if finishing || conn.broken.get() {
+            break;
+        }
+        conn.wake_writer.notified().await;
+    }
+    conn.writer_done.set(true);
+    conn.wake_reader.notify();
+}
+
+enum Phase {
+    /// TLS handshake and HTTP upgrade request; `head` collects the request.
+    Upgrading {
+        head: Vec<u8>,
+        reject: Option<Status>,
+    },
+    Open {
+        decoder: Box<Decoder>,
+        bucket: Option<TokenBucket>,
+    },
+    /// Nothing more is read from the peer: the connection ends once the writer is done.
+    Ending,
+}
+
+/// Where the bytes come from.
+enum Source<S> {
+    Ring(Pin<Box<S>>),
+    Single {
+        buf: Option<Vec<u8>>,
+        pending: Option<Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>>,
+    },
+}
+
+struct Reader {
+    worker: Rc<Worker>,
+    conn: Rc<Conn>,
+    phase: Phase,
+    membership: Option<Membership>,
+    accepted: Instant,
+    last_rx: Instant,
+    last_ping: Instant,
+}
+
+enum Wake<B> {
+    Read(Option<io::Result<B>>),
+    Signal,
+    Timer,
+}
+
+impl Reader {
+    fn new(worker: Rc<Worker>, conn: Rc<Conn>, reject: Option<Status>) -> Self {
+        let now = Instant::now();
+        Self {
+            worker,
+            conn,
+            phase: Phase::Upgrading {
+                head: Vec::new(),
+                reject,
+            },
+            membership: None,
+            accepted: now,
+            last_rx: now,
+            last_ping: now,
+        }
+    }
+
+    async fn run(&mut self) {
+        let conn = self.conn.clone();
+        let mut stream = &conn.stream;
+        let mode = self.worker.recv_mode;
+        let buf_len = self.worker.shared.opts.recv_buffer_size as usize;
+        let mut source = match mode {
+            RecvMode::Single => Source::Single {
+                buf: Some(Vec::with_capacity(buf_len)),
+                pending: None,
+            },
+            _ => Source::Ring(Box::pin(stream.read_multi(0))),
+        };
+        let mut timer_at = self.next_deadline();
+        let mut timer = Box::pin(compio::time::sleep_until(timer_at));
+        loop {
+            if matches!(self.phase, Phase::Ending) && (conn.writer_done.get() || conn.broken.get())
+            {
+                break;
+            }
+            if conn.broken.get() {
+                break;
+            }
+            let wake = {
+                let mut signal = pin!(conn.wake_reader.notified());
+                poll_fn(|cx| {
+                    if let Poll::Ready(r) = poll_source(&mut source, &conn.stream, buf_len, cx) {
+                        return Poll::Ready(Wake::Read(r));
+                    }
+                    if signal.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Signal);
+                    }
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Timer);
+                    }
+                    Poll::Pending
+                })
+                .await
+            };
+            let now = Instant::now();
+            match wake {
+                Wake::Read(Some(Ok(chunk))) => {
+                    self.last_rx = now;
+                    self.on_bytes(&chunk, now);
+                    source.give_back(chunk);
+                }
+                Wake::Read(Some(Err(e))) if e.kind() == io::ErrorKind::ResourceBusy => {
+                    // The worker's buffer ring is empty: wait for buffers to come back.
+                    compio::time::sleep(RING_EMPTY_BACKOFF).await;
+                }
+                Wake::Read(Some(Err(e))) => {
+                    debug!(conn = conn.id, "receive failed: {e}");
+                    conn.broken.set(true);
+                }
+                Wake::Read(None) => {
+                    if !matches!(self.phase, Phase::Ending) {
+                        debug!(
+                            conn = conn.id,
+                            "peer closed TCP without a close handshake (1006)"
+                        );
+                    }
+                    self.end();
+                    break;
+                }
+                Wake::Signal => {}
+                Wake::Timer => self.on_timer(now),
+            }
+            let next = self.next_deadline();
+            if next != timer_at {
+                timer_at = next;
+                timer = Box::pin(compio::time::sleep_until(timer_at));
+            }
+        }
+        self.end();
+        self.linger(&mut source).await;
+    }
+
+    /// Waits (bounded) for the writer to flush, half-closes, and drains what the peer still sends.
+    async fn linger<S: Stream<Item = io::Result<compio::driver::BufferRef>>>(
+        &mut self,
+        source: &mut Source<S>,
+    ) {
+        let conn = &self.conn;
+        let deadline = Instant::now() + DRAIN_TIME;
+        while !conn.writer_done.get() && !conn.broken.get() && Instant::now() < deadline {
+            let _ = compio::time::timeout_at(deadline, conn.wake_reader.notified()).await;
+        }
+        if conn.broken.get() {
+            return;
+        }
+        let mut stream = &conn.stream;
+        let _ = stream.shutdown().await;
+        let buf_len = self.worker.shared.opts.recv_buffer_size as usize;
+        let drain = async {
+            while let Some(Ok(chunk)) =
+                poll_fn(|cx| poll_source(source, &conn.stream, buf_len, cx)).await
+            {
+                source.give_back(chunk);
+            }
+        };
+        let _ = compio::time::timeout_at(deadline, drain).await;
+    }
+
+    fn end(&mut self) {
+        self.phase = Phase::Ending;
+        self.conn.finish();
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let opts = &self.worker.shared.opts;
+        let mut t = match self.phase {
+            Phase::Upgrading { .. } => self.accepted + opts.handshake_timeout,
+            _ => (self.last_ping + opts.heartbeat).min(self.last_rx + opts.idle_timeout),
+        };
+        if let Some(d) = self.conn.close_deadline.get() {
+            t = t.min(d);
+        }
+        t
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        let opts = &self.worker.shared.opts;
+        let conn = &self.conn;
+        if conn.close_deadline.get().is_some_and(|d| now >= d) {
+            debug!(conn = conn.id, "peer did not answer our Close in time");
+            self.end();
+            return;
+        }
+        match self.phase {
+            Phase::Upgrading { .. } if now >= self.accepted + opts.handshake_timeout => {
+                self.worker
+                    .shared
+                    .stats
+                    .handshake_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+                info!(conn = conn.id, peer = %conn.peer, "handshake not finished within {:?}: dropped", opts.handshake_timeout);
+                conn.broken.set(true);
+            }
+            Phase::Open { .. } => {
+                if now >= self.last_rx + opts.idle_timeout {
+                    let reason = format!(
+                        "idle: nothing received for {} s",
+                        opts.idle_timeout.as_secs()
+                    );
+                    conn.close(CloseCode::GOING_AWAY, &reason, false, opts.close_timeout);
+                } else if now >= self.last_ping + opts.heartbeat {
+                    self.last_ping = now;
+                    conn.send_control(server_frame(OpCode::Ping, PING_PAYLOAD));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Bytes from the socket: through TLS, then HTTP or WebSocket.
+    fn on_bytes(&mut self, data: &[u8], now: Instant) {
+        let conn = self.conn.clone();
+        let received = {
+            let mut session = conn.session.borrow_mut();
+            session.receive(data, |plain| self.on_plaintext(plain, now))
+        };
+        match received {
+            Ok(Received::Open) => {}
+            Ok(Received::Stopped) => {}
+            Ok(Received::PeerClosed) => self.end(),
+            Err(e) => {
+                self.worker
+                    .shared
+                    .stats
+                    .tls_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                debug!(conn = conn.id, peer = %conn.peer, "TLS error: {e}");
+                self.end();
+            }
+        }
+        if conn.session.borrow().wants_write() {
+            conn.wake_writer.notify();
+        }
+    }
+
+    fn on_plaintext(&mut self, plain: &[u8], now: Instant) -> ControlFlow<()> {
+        match &mut self.phase {
+            Phase::Upgrading { head, .. } => {
+                let take = plain
+                    .len()
+                    .min(MAX_REQUEST_LEN + 1 - head.len().min(MAX_REQUEST_LEN + 1));
+                head.extend_from_slice(&plain[..take]);
+                self.on_request_bytes(now)
+            }
+            Phase::Open { .. } => self.decode(plain, now),
+            Phase::Ending => ControlFlow::Break(()),
+        }
+    }
+
+    /// Tries to parse the upgrade request collected so far and answers it.
+    fn on_request_bytes(&mut self, now: Instant) -> ControlFlow<()> {
+        let Phase::Upgrading { head, reject } = &mut self.phase else {
+            unreachable!()
+        };
+        let head = std::mem::take(head);
+        let reject = *reject;
+        let (request, used) = match parse_request(&head) {
+            Ok(None) => {
+                self.phase = Phase::Upgrading { head, reject };
+                return ControlFlow::Continue(());
+            }
+            Ok(Some(r)) => r,
+            Err(e) => {
+                info!(conn = self.conn.id, peer = %self.conn.peer, status = e.status().0, "handshake refused: {e}");
+                return self.refuse(e.response());
+            }
+        };
+        let shared = &self.worker.shared;
+        if let Some(status) = reject {
+            let msg = format!(
+                "server is at its limit of {} connections; try again later",
+                shared.opts.max_connections
+            );
+            return self.refuse(error_response(status, &msg));
+        }
+        let room = match room_from_path(request.path) {
+            Ok(r) => r,
+            Err(e) => return self.refuse(error_response(Status::NOT_FOUND, &e.to_string())),
+        };
+        let joined = self.worker.rooms.borrow_mut().join(
+            &shared.rooms,
+            self.worker.index,
+            room,
+            self.conn.id,
+        );
+        match joined {
+            Ok(m) => self.membership = Some(m),
+            Err(e) => {
+                return self.refuse(error_response(Status::SERVICE_UNAVAILABLE, &e.to_string()));
+            }
+        }
+        self.conn.send_control(Bytes::from(switching_protocols(
+            &request.accept_key(),
+            None,
+        )));
+        debug!(conn = self.conn.id, room, "upgraded");
+        let opts = &shared.opts;
+        let decoder = Decoder::new(DecoderConfig {
+            role: Role::Server,
+            max_frame_size: opts.frame_limit(),
+            max_message_size: opts.max_message_size,
+        });
+        self.phase = Phase::Open {
+            decoder: Box::new(decoder),
+            bucket: TokenBucket::per_minute(opts.rate_limit, now),
+        };
+        self.last_rx = now;
+        self.last_ping = now;
+        // Frames the client sent right behind its request.
+        self.decode(&head[used..], now)
+    }
+
+    fn refuse(&mut self, response: Vec<u8>) -> ControlFlow<()> {
+        self.worker
+            .shared
+            .stats
+            .handshakes_refused
+            .fetch_add(1, Ordering::Relaxed);
+        self.conn.send_control(Bytes::from(response));
+        self.end();
+        ControlFlow::Break(())
+    }
+
+    fn decode(&mut self, mut input: &[u8], now: Instant) -> ControlFlow<()> {
+        loop {
+            let Phase::Open { decoder, .. } = &mut self.phase else {
+                return ControlFlow::Break(());
+            };
+            match decoder.decode(&mut input) {
+                Ok(None) => return ControlFlow::Continue(()),
+                Ok(Some(event)) => self.on_event(event, now)?,
+                Err(e) => {
+                    self.worker
+                        .shared
+                        .stats
+                        .protocol_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    info!(conn = self.conn.id, peer = %self.conn.peer, code = e.close_code().0, "protocol error: {e}");
+                    let opts = &self.worker.shared.opts;
+                    self.conn
+                        .close(e.close_code(), &e.to_string(), false, opts.close_timeout);
+                    // The stream cannot be parsed past the error: stop reading, close after the flush.
+                    self.end();
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event, now: Instant) -> ControlFlow<()> {
+        let conn = &self.conn;
+        let closing = conn.out.borrow().close_queued();
+        match event {
+            Event::Message(m) => {
+                if closing {
+                    return ControlFlow::Continue(());
+                }
+                let Phase::Open { bucket, .. } = &mut self.phase else {
+                    unreachable!()
+                };
+                if let Some(b) = bucket
+                    && !b.try_take(now)
+                {
+                    let opts = &self.worker.shared.opts;
+                    self.worker
+                        .shared
+                        .stats
+                        .rate_limited
+                        .fetch_add(1, Ordering::Relaxed);
+                    let reason = format!(
+                        "rate limit: more than {} messages per minute",
+                        opts.rate_limit
+                    );
+                    info!(conn = conn.id, peer = %conn.peer, "{reason}: closing with 1008");
+                    conn.close(
+                        CloseCode::POLICY_VIOLATION,
+                        &reason,
+                        false,
+                        opts.close_timeout,
+                    );
+                    return ControlFlow::Continue(());
+                }
+                self.worker
+                    .shared
+                    .stats
+                    .messages_in
+                    .fetch_add(1, Ordering::Relaxed);
+                let room = &self
+                    .membership
+                    .as_ref()
+                    .expect("open connections are in a room")
+                    .room;
+                self.worker.publish(room, m.into_server_frame());
+            }
+            Event::Ping(p) => {
+                if !closing {
+                    conn.send_control(server_frame(OpCode::Pong, p.as_bytes()));
+                }
+            }
+            Event::Pong(_) => {}
+            Event::Close(_) if closing => {
+                // The peer answered our Close: the handshake is complete.
+                self.end();
+                return ControlFlow::Break(());
+            }
+            Event::Close(_) => {
+                let code = event.close_body().map_or(CloseCode::NORMAL, |b| b.code);
+                let frame = server_frame(OpCode::Close, &code.0.to_be_bytes());
+                conn.out.borrow_mut().push_close(frame, false);
+                self.end();
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A chunk of received bytes: a buffer-ring entry (returned to the ring on drop) or the
+/// connection's own buffer in single-read mode.
+enum Chunk {
+    Ring(compio::driver::BufferRef),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Chunk {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Ring(b) => b,
+            Self::Owned(v) => v,
+        }
+    }
+}
+
+impl<S> Source<S> {
+    fn give_back(&mut self, chunk: Chunk) {
+        if let (Self::Single { buf, .. }, Chunk::Owned(mut v)) = (self, chunk) {
+            v.clear();
+            *buf = Some(v);
+        }
+    }
+}
+
+fn poll_source<S: Stream<Item = io::Result<compio::driver::BufferRef>>>(
+    source: &mut Source<S>,
+    stream: &TcpStream,
+    buf_len: usize,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Option<io::Result<Chunk>>> {
+    match source {
+        Source::Ring(s) => s
+            .as_mut()
+            .poll_next(cx)
+            .map(|o| o.map(|r| r.map(Chunk::Ring))),
+        Source::Single { buf, pending } => {
+            if pending.is_none() {
+                let v = buf.take().unwrap_or_else(|| Vec::with_capacity(buf_len));
+                let s = stream.clone();
+                // The read future is kept until it completes: dropping it could lose bytes.
+                *pending = Some(Box::pin(async move {
+                    let mut s = s;
+                    s.read(v).await
+                }));
+            }
+            let fut = pending.as_mut().expect("set above");
+            let BufResult(res, v) = std::task::ready!(fut.as_mut().poll(cx));
+            *pending = None;
+            Poll::Ready(match res {
+                Ok(0) => None,
+                Ok(_) => Some(Ok(Chunk::Owned(v))),
+                Err(e) => Some(Err(e)),
+            })
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The wss server: thread-per-core workers on compio (io_uring), driving the sans-io
+//! [`crate::proto`] core.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`options`] | every flag |
+//! | [`tls`] | rustls config from PEM files or a dev certificate |
+//! | [`listener`] | SO_REUSEPORT sockets, one per worker, same address |
+//! | [`worker`] | a thread + runtime: accept loop, inbox drain, connection slab, local rooms |
+//! | [`conn`] | a connection's reader and writer tasks, timers, closing |
+//! | [`session`] | TLS or plain byte session (rustls driven by hand) |
+//! | [`outbound`] | a connection's bounded outbound queue |
+//! | [`rooms`] | room directory (which workers) and local member lists |
+//! | [`inbox`] | the cross-core ring: one bounded inbox per worker |
+//! | [`rate`] | per-connection token bucket |
+//! | [`notify`] | single-thread wake-ups between a connection's tasks |
+//! | [`check`] | what the host supports (`ringcast check`) |
+
+pub mod check;
+pub mod conn;
+pub mod inbox;
+pub mod listener;
+pub mod notify;
+pub mod options;
+pub mod outbound;
+pub mod rate;
+pub mod rooms;
+pub mod session;
+pub mod tls;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+use inbox::Inbox;
+pub use options::ServerOptions;
+use rooms::{MAX_WORKERS, RoomDirectory};
+use tls::{CertOrigin, TlsSetupError};
+pub use worker::WorkerInfo;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("worker {index} could not start its io runtime: {source}")]
+    Runtime {
+        index: usize,
+        source: std::io::Error,
+    },
+    #[error("--workers must be between 1 and {MAX_WORKERS}, not {0}")]
+    Workers(usize),
+    #[error(
+        "--max-backlog ({backlog} B) must hold at least one message of --max-message-size ({message} B)"
+    )]
+    BacklogTooSmall { backlog: u64, message: u64 },
+}
+
+/// Counters of things worth knowing (the metrics issue exports them).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub accepted: AtomicU64,
+    pub rejected_full: AtomicU64,
+    pub handshakes_refused: AtomicU64,
+    pub handshake_timeouts: AtomicU64,
+    pub tls_errors: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    pub slow_consumers: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub messages_in: AtomicU64,
+}
+
+/// What all workers share.
+pub struct ServerShared {
+    pub opts: ServerOptions,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub rooms: RoomDirectory,
+    pub inboxes: Vec<Inbox>,
+    /// Connections open (including ones being refused), across workers.
+    pub connections: AtomicUsize,
+    pub shutting_down: AtomicBool,
+    pub stats: Stats,
+}
+
+/// Starts a graceful shutdown from any thread.
+#[derive(Clone)]
+pub struct ShutdownTrigger(Arc<ServerShared>);
+
+impl ShutdownTrigger {
+    pub fn trigger(&self) {
+        self.0.shutting_down.store(true, Ordering::Release);
+        for inbox in &self.0.inboxes {
+            inbox.wake();
+        }
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    pub local_addr: SocketAddr,
+    pub cert: Option<CertOrigin>,
+    pub workers: Vec<WorkerInfo>,
+    shared: Arc<ServerShared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Starts `opts.worker_count()` workers listening on `opts.listen` (port 0 picks one).
+    pub fn start(opts: ServerOptions) -> Result<Self, StartError> {
+        let n = opts.worker_count();
+        if n > MAX_WORKERS {
+            return Err(StartError::Workers(n));
+        }
+        if opts.max_backlog < opts.max_message_size + 14 {
+            return Err(StartError::BacklogTooSmall {
+                backlog: opts.max_backlog,
+                message: opts.max_message_size,
+            });
+        }
+        let (tls, cert) = if opts.plaintext {
+            (None, None)
+        } else {
+            let files = opts.cert.as_deref().zip(opts.key.as_deref());
+            let (cfg, origin) = tls::server_config(files, &opts.cert_dir)?;
+            (Some(cfg), Some(origin))
+        };
+        let listeners = listener::bind_all(opts.listen, n, opts.backlog).map_err(|source| {
+            StartError::Listen {
+                addr: opts.listen,
+                source,
+            }
+        })?;
+        let local_addr = listeners[0]
+            .local_addr()
+            .map_err(|source| StartError::Listen {
+                addr: opts.listen,
+                source,
+            })?;
+        let shared = Arc::new(ServerShared {
+            rooms: RoomDirectory::new(opts.max_rooms),
+            inboxes: (0..n).map(|_| Inbox::new(opts.inbox_capacity)).collect(),
+            opts,
+            tls,
+            connections: AtomicUsize::new(0),
+            shutting_down: AtomicBool::new(false),
+            stats: Stats::default(),
+        });
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let mut threads = Vec::with_capacity(n);
+        for (index, l) in listeners.into_iter().enumerate() {
+            let (shared, ready) = (shared.clone(), ready_tx.clone());
+            let t = std::thread::Builder::new()
+                .name(format!("ringcast-w{index}"))
+                .spawn(move || worker::run(index, shared, l, ready))
+                .map_err(|source| StartError::Runtime { index, source })?;
+            threads.push(t);
+        }
+        drop(ready_tx);
+        let mut handle = Self {
+            local_addr,
+            cert,
+            workers: Vec::with_capacity(n),
+            shared,
+            threads,
+        };
+        for _ in 0..n {
+            match ready_rx.recv() {
+                Ok(Ok(info)) => handle.workers.push(info),
+                Ok(Err(source)) => {
+                    handle.shutdown();
+                    return Err(StartError::Runtime {
+                        index: handle.workers.len(),
+                        source,
+                    });
+                }
+                Err(_) => {
+                    handle.shutdown();
+                    let source = std::io::Error::other("worker thread exited during start-up");
+                    return Err(StartError::Runtime {
+                        index: handle.workers.len(),
+                        source,
+                    });
+                }
+            }
+        }
+        handle.workers.sort_by_key(|w| w.index);
+        Ok(handle)
+    }
+
+    /// Stops accepting, sends Close 1001 to everyone and lets workers end (see `join`).
+    pub fn shutdown(&self) {
+        self.shutdown_trigger().trigger();
+    }
+
+    /// A cheap handle that can start the shutdown from another thread (a signal handler).
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger(self.shared.clone())
+    }
+
+    /// Waits for every worker thread to finish.
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::Acquire)
+    }
+
+    pub fn inbox_dropped(&self) -> u64 {
+        self.shared
+            .inboxes
+            .iter()
+            .map(|i| i.dropped.load(Ordering::Relaxed))
+            .sum()
+    }
+}

@@ -1,0 +1,174 @@
+//! Server settings: every flag of `ringcast` (clap derive; `--help` prints the same text).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How connections read from the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecvMode {
+    /// Multishot recv into the worker's buffer ring when the kernel has it (6.0+), else single.
+    Auto,
+    /// Multishot recv into the provided-buffer ring (io_uring, Linux 6.0+).
+    Multishot,
+    /// One read at a time into a buffer owned by the connection (any kernel, any driver).
+    Single,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerOptions {
+    /// Address to listen on (every worker binds it with SO_REUSEPORT).
+    #[arg(long, env = "RINGCAST_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// Worker threads, one io_uring runtime and listener each [default: available cores].
+    #[arg(long, env = "RINGCAST_WORKERS")]
+    pub workers: Option<usize>,
+    /// Listen backlog of each worker's socket (capped by net.core.somaxconn).
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: i32,
+    /// Certificate chain, PEM. With --key; without both, a dev certificate is made in --cert-dir.
+    #[arg(long, env = "RINGCAST_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key, PEM (PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, env = "RINGCAST_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Where the dev certificate is made on first run and reused afterwards.
+    #[arg(long, default_value = "certs")]
+    pub cert_dir: PathBuf,
+    /// Serve ws:// without TLS (behind a TLS-terminating proxy only).
+    #[arg(long, conflicts_with_all = ["cert", "key"])]
+    pub plaintext: bool,
+    /// Most connections open at once; more are answered with HTTP 503.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// Largest message (all fragments together); larger ones are closed with 1009. Units: KiB, MiB.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    pub max_message_size: u64,
+    /// Largest single frame [default: --max-message-size].
+    #[arg(long, value_parser = parse_size)]
+    pub max_frame_size: Option<u64>,
+    /// Messages a connection may send per minute (token bucket); more are closed with 1008. 0: off.
+    #[arg(long, default_value_t = 100)]
+    pub rate_limit: u32,
+    /// Bytes queued for one connection before it counts as a slow consumer and is closed with 1008.
+    #[arg(long, default_value = "2MiB", value_parser = parse_size)]
+    pub max_backlog: u64,
+    /// Interval of server Pings. Units: ms, s, m.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// A connection that sends nothing for this long is closed (1001).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Time allowed for the TLS handshake plus the HTTP upgrade (slowloris guard).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+    /// On SIGINT/SIGTERM, how long to wait for clients to answer the server's Close.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// After the server sends a Close, how long it waits for the client's Close.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub close_timeout: Duration,
+    /// Most rooms open at once on this server.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_rooms: usize,
+    /// Entries in each worker's cross-core inbox; a full inbox drops broadcasts (counted, logged).
+    #[arg(long, default_value_t = 65_536)]
+    pub inbox_capacity: usize,
+    /// Buffers in each worker's provided-buffer ring (rounded up to a power of two).
+    #[arg(long, default_value_t = 1024)]
+    pub recv_buffers: u16,
+    /// Size of each receive buffer.
+    #[arg(long, default_value = "16KiB", value_parser = parse_size)]
+    pub recv_buffer_size: u64,
+    /// How connections read.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub recv_mode: RecvMode,
+}
+
+impl ServerOptions {
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
+    pub fn frame_limit(&self) -> u64 {
+        self.max_frame_size
+            .unwrap_or(self.max_message_size)
+            .min(self.max_message_size)
+    }
+}
+
+/// `1048576`, `512KiB`, `1MiB`, `2GiB` (also KB/MB/GB as powers of 1000).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 1048576, 64KiB or 1MiB"))?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// `250ms`, `30s`, `2m`, `1h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 500ms, 30s or 2m"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("16KiB"), Ok(16 << 10));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("2MB"), Ok(2_000_000));
+        assert!(
+            parse_size("1 parsec")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
+        assert!(parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+    }
+}

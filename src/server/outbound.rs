@@ -1,0 +1,164 @@
+//! A connection's outbound queue: shared frames waiting for the next flush, bounded in bytes.
+//!
+//! Data frames count against `max_backlog` (queued bytes plus the send in flight); passing it
+//! makes the connection a slow consumer, which the caller closes with 1008 — the queue never
+//! grows past the limit. Control frames (Pong, Close) and handshake answers are small and
+//! always queued. After a Close frame nothing else is queued (RFC 6455 §5.5.1).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+/// What happened to a data frame offered to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    Queued,
+    /// The connection is closing: the frame was dropped.
+    Closing,
+    /// Queuing it would pass the backlog limit: the connection is a slow consumer.
+    Overflow,
+}
+
+#[derive(Debug)]
+pub struct Outbound {
+    queue: VecDeque<Bytes>,
+    queued_bytes: usize,
+    /// Bytes of the send in flight (they still occupy memory until the kernel takes them).
+    in_flight: usize,
+    max_backlog: usize,
+    close_queued: bool,
+    /// Once everything queued is sent, end the TLS session and the connection.
+    finish: bool,
+}
+
+impl Outbound {
+    pub fn new(max_backlog: usize) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            in_flight: 0,
+            max_backlog,
+            close_queued: false,
+            finish: false,
+        }
+    }
+
+    pub fn offer_data(&mut self, frame: Bytes) -> Offer {
+        if self.close_queued {
+            return Offer::Closing;
+        }
+        if self.backlog() + frame.len() > self.max_backlog {
+            return Offer::Overflow;
+        }
+        self.push(frame);
+        Offer::Queued
+    }
+
+    /// Queues a control frame or a handshake answer (not counted against the backlog limit).
+    pub fn push_control(&mut self, frame: Bytes) {
+        if !self.close_queued {
+            self.push(frame);
+        }
+    }
+
+    /// Queues a Close frame, dropping data frames not yet sent when `discard_pending` (a slow
+    /// consumer must not wait for its backlog). False when a Close was already queued.
+    pub fn push_close(&mut self, frame: Bytes, discard_pending: bool) -> bool {
+        if self.close_queued {
+            return false;
+        }
+        if discard_pending {
+            self.queue.clear();
+            self.queued_bytes = 0;
+        }
+        self.push(frame);
+        self.close_queued = true;
+        true
+    }
+
+    fn push(&mut self, frame: Bytes) {
+        self.queued_bytes += frame.len();
+        self.queue.push_back(frame);
+    }
+
+    pub fn close_queued(&self) -> bool {
+        self.close_queued
+    }
+
+    /// Ask for the connection to end once everything queued has been sent.
+    pub fn finish(&mut self) {
+        self.finish = true;
+    }
+
+    pub fn finishing(&self) -> bool {
+        self.finish
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn backlog(&self) -> usize {
+        self.queued_bytes + self.in_flight
+    }
+
+    /// Moves every queued frame into `batch` (for one coalesced write).
+    pub fn drain_into(&mut self, batch: &mut Vec<Bytes>) {
+        batch.extend(self.queue.drain(..));
+        self.queued_bytes = 0;
+    }
+
+    pub fn set_in_flight(&mut self, bytes: usize) {
+        self.in_flight = bytes;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: usize) -> Bytes {
+        Bytes::from(vec![0; n])
+    }
+
+    #[test]
+    fn backlog_limit_counts_queued_and_in_flight_bytes() {
+        let mut o = Outbound::new(100);
+        assert_eq!(o.offer_data(frame(60)), Offer::Queued);
+        assert_eq!(o.offer_data(frame(41)), Offer::Overflow);
+        assert_eq!(o.offer_data(frame(40)), Offer::Queued);
+        let mut batch = Vec::new();
+        o.drain_into(&mut batch);
+        assert_eq!(batch.len(), 2);
+        o.set_in_flight(100);
+        assert_eq!(
+            o.offer_data(frame(1)),
+            Offer::Overflow,
+            "the send in flight still counts"
+        );
+        o.set_in_flight(0);
+        assert_eq!(o.offer_data(frame(1)), Offer::Queued);
+    }
+
+    #[test]
+    fn control_frames_bypass_the_limit_but_not_a_close() {
+        let mut o = Outbound::new(10);
+        o.push_control(frame(50));
+        assert_eq!(o.backlog(), 50);
+        assert!(o.push_close(frame(4), false));
+        assert!(!o.push_close(frame(4), false), "one close only");
+        o.push_control(frame(3));
+        assert_eq!(o.offer_data(frame(1)), Offer::Closing);
+        let mut batch = Vec::new();
+        o.drain_into(&mut batch);
+        assert_eq!(batch.iter().map(|b| b.len()).collect::<Vec<_>>(), [50, 4]);
+    }
+
+    #[test]
+    fn slow_consumer_close_discards_pending_data() {
+        let mut o = Outbound::new(100);
+        o.offer_data(frame(90));
+        assert!(o.push_close(frame(4), true));
+        assert_eq!(o.backlog(), 4);
+    }
+}

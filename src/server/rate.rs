@@ -1,0 +1,74 @@
+//! Per-connection message rate limit: a token bucket with time passed in (no clock here).
+//! Holds `per_minute` tokens at most and refills `per_minute` tokens per minute.
+
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    capacity: f64,
+    per_sec: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// `None` when `per_minute` is 0 (no limit).
+    pub fn per_minute(per_minute: u32, now: Instant) -> Option<Self> {
+        (per_minute > 0).then(|| Self {
+            capacity: per_minute as f64,
+            per_sec: per_minute as f64 / 60.0,
+            tokens: per_minute as f64,
+            last: now,
+        })
+    }
+
+    /// Takes one token; false when the bucket is empty.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last);
+        self.last = now;
+        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.per_sec).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long until one token is available (for error messages and tests).
+    pub fn wait_time(&self) -> Duration {
+        Duration::from_secs_f64(((1.0 - self.tokens).max(0.0)) / self.per_sec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_means_unlimited() {
+        assert!(TokenBucket::per_minute(0, Instant::now()).is_none());
+    }
+
+    #[test]
+    fn burst_then_refill() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::per_minute(60, t0).unwrap();
+        for i in 0..60 {
+            assert!(b.try_take(t0), "message {i}");
+        }
+        assert!(!b.try_take(t0), "61st message in the same instant");
+        assert!((b.wait_time().as_secs_f64() - 1.0).abs() < 1e-6);
+        assert!(!b.try_take(t0 + Duration::from_millis(900)));
+        assert!(
+            b.try_take(t0 + Duration::from_millis(1001)),
+            "one token per second at 60/min"
+        );
+        // A long pause refills to capacity, not beyond.
+        let later = t0 + Duration::from_secs(3600);
+        for _ in 0..60 {
+            assert!(b.try_take(later));
+        }
+        assert!(!b.try_take(later));
+    }
+}

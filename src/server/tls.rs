@@ -1,0 +1,171 @@
+//! TLS setup: the rustls `ServerConfig` (ring provider, TLS 1.2 + 1.3, ALPN http/1.1) from PEM
+//! files, or from a dev certificate made on first run (rcgen, ECDSA P-256) and reused after.
+//! Every failure is a [`TlsSetupError`] naming the file and what is wrong with it.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+pub const DEV_CERT: &str = "dev-cert.pem";
+pub const DEV_KEY: &str = "dev-key.pem";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("cannot read certificate file {path}: {source}")]
+    ReadCert {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("certificate file {0} holds no CERTIFICATE block")]
+    NoCertificate(PathBuf),
+    #[error("cannot read private key file {path}: {source}")]
+    ReadKey {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("certificate and key do not make a usable TLS identity: {0}")]
+    Identity(rustls::Error),
+    #[error("cannot make a dev certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where the certificate came from (for the start-up log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertOrigin {
+    Files,
+    DevCreated(PathBuf),
+    DevReused(PathBuf),
+}
+
+/// Loads `cert` + `key`, or makes/reuses the dev certificate in `dev_dir`.
+pub fn server_config(
+    cert_key: Option<(&Path, &Path)>,
+    dev_dir: &Path,
+) -> Result<(Arc<ServerConfig>, CertOrigin), TlsSetupError> {
+    let (cert, key, origin) = match cert_key {
+        Some((c, k)) => (c.to_path_buf(), k.to_path_buf(), CertOrigin::Files),
+        None => {
+            let (c, k) = (dev_dir.join(DEV_CERT), dev_dir.join(DEV_KEY));
+            if c.exists() && k.exists() {
+                (c.clone(), k, CertOrigin::DevReused(c))
+            } else {
+                make_dev_cert(dev_dir, &c, &k)?;
+                (c.clone(), k, CertOrigin::DevCreated(c))
+            }
+        }
+    };
+    let chain = load_chain(&cert)?;
+    let key = PrivateKeyDer::from_pem_file(&key)
+        .map_err(|source| TlsSetupError::ReadKey { path: key, source })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(TlsSetupError::Identity)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(TlsSetupError::Identity)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((Arc::new(config), origin))
+}
+
+fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    let err = |source| TlsSetupError::ReadCert {
+        path: path.to_path_buf(),
+        source,
+    };
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    if chain.is_empty() {
+        return Err(TlsSetupError::NoCertificate(path.to_path_buf()));
+    }
+    Ok(chain)
+}
+
+/// Self-signed ECDSA P-256 certificate for localhost and 127.0.0.1; the key file is 0600.
+pub fn make_dev_cert(dir: &Path, cert: &Path, key: &Path) -> Result<(), TlsSetupError> {
+    let ck = rcgen::generate_simple_self_signed(vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+    ])?;
+    std::fs::create_dir_all(dir).map_err(|source| TlsSetupError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    write_file(key, ck.signing_key.serialize_pem().as_bytes(), 0o600)?;
+    write_file(cert, ck.cert.pem().as_bytes(), 0o644)
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsSetupError> {
+    let err = |source| TlsSetupError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(bytes).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ringcast-tls-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn dev_certificate_is_made_once_then_reused() {
+        let d = tempdir("dev");
+        let (_, o1) = server_config(None, &d).unwrap();
+        assert_eq!(o1, CertOrigin::DevCreated(d.join(DEV_CERT)));
+        let mode = std::fs::metadata(d.join(DEV_KEY)).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        let (cfg, o2) = server_config(None, &d).unwrap();
+        assert_eq!(o2, CertOrigin::DevReused(d.join(DEV_CERT)));
+        assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn bad_paths_and_contents_are_named() {
+        let d = tempdir("bad");
+        std::fs::create_dir_all(&d).unwrap();
+        let missing = d.join("nope.pem");
+        let e = server_config(Some((&missing, &missing)), &d).unwrap_err();
+        assert!(matches!(e, TlsSetupError::ReadCert { .. }), "{e}");
+        assert!(e.to_string().contains("nope.pem"));
+
+        let empty = d.join("empty.pem");
+        std::fs::write(&empty, "not a pem\n").unwrap();
+        let e = server_config(Some((&empty, &empty)), &d).unwrap_err();
+        assert!(matches!(e, TlsSetupError::NoCertificate(_)), "{e}");
+
+        make_dev_cert(&d, &d.join("c.pem"), &d.join("k.pem")).unwrap();
+        let e = server_config(Some((&d.join("c.pem"), &d.join("c.pem"))), &d).unwrap_err();
+        assert!(matches!(e, TlsSetupError::ReadKey { .. }), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

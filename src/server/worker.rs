@@ -1,0 +1,281 @@
+//! A worker: one OS thread, one compio runtime (io_uring, or epoll where io_uring is missing),
+//! one SO_REUSEPORT listener, and everything its connections need — their slab, its rooms.
+//!
+//! Tasks on a worker: the accept loop, the inbox drain (broadcasts from other workers), and two
+//! per connection (see `conn`). Nothing here is shared with other threads except through
+//! [`ServerShared`]: the room directory, the inboxes, counters and the shutdown flag.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::num::NonZero;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use compio::driver::{DriverType, ProactorBuilder};
+use compio::net::TcpListener;
+use compio::runtime::RuntimeBuilder;
+use futures_util::StreamExt;
+use slab::Slab;
+use tracing::{debug, info, warn};
+
+use super::ServerShared;
+use super::conn::{self, Conn};
+use super::inbox::Delivery;
+use super::notify::Notify;
+use super::options::RecvMode;
+use super::rooms::{LocalRoom, LocalRooms};
+use crate::proto::CloseCode;
+use crate::proto::handshake::Status;
+
+/// What a worker reports once it is serving.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    pub index: usize,
+    pub driver: &'static str,
+    pub recv_mode: RecvMode,
+}
+
+pub struct Worker {
+    pub index: usize,
+    pub shared: Arc<ServerShared>,
+    pub recv_mode: RecvMode,
+    /// This worker's connections; a connection's id is its key here.
+    pub conns: RefCell<Slab<Rc<Conn>>>,
+    pub rooms: RefCell<LocalRooms>,
+    /// Notified when a connection ends (shutdown waits for the slab to empty).
+    pub conns_changed: Notify,
+    shutdown: Notify,
+}
+
+impl Worker {
+    /// Sends a frame to everyone in `room`: this worker's members directly, other workers
+    /// with members through ONE inbox entry each.
+    pub fn publish(&self, room: &str, frame: Bytes) {
+        let rooms = self.rooms.borrow();
+        let Some(local) = rooms.get(room) else { return };
+        let mut others = local.workers.load(Ordering::Acquire) & !(1u64 << self.index);
+        while others != 0 {
+            let w = others.trailing_zeros() as usize;
+            others &= others - 1;
+            let delivery = Delivery {
+                room: local.name.clone(),
+                frame: frame.clone(),
+            };
+            if !self.shared.inboxes[w].send(delivery) {
+                warn!(
+                    worker = self.index,
+                    to = w,
+                    "inbox of worker {w} is full: broadcast dropped there"
+                );
+            }
+        }
+        self.fan_out(local, &frame);
+    }
+
+    fn fan_out(&self, room: &LocalRoom, frame: &Bytes) {
+        let conns = self.conns.borrow();
+        for (_, &id) in room.members.iter() {
+            if let Some(c) = conns.get(id) {
+                c.send_data(self, frame.clone());
+            }
+        }
+    }
+
+    /// Fans out what other workers sent, until the shutdown flag is set.
+    async fn drain_inbox(self: Rc<Self>) {
+        let inbox = &self.shared.inboxes[self.index];
+        loop {
+            poll_fn(|cx| {
+                if inbox.poll_ready(cx) || self.shared.shutting_down.load(Ordering::Acquire) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            while let Some(d) = inbox.pop() {
+                let rooms = self.rooms.borrow();
+                if let Some(local) = rooms.get(&d.room) {
+                    self.fan_out(local, &d.frame);
+                }
+            }
+            if self.shared.shutting_down.load(Ordering::Acquire) {
+                self.shutdown.notify();
+                return;
+            }
+        }
+    }
+
+    async fn accept_loop(self: Rc<Self>, listener: TcpListener) {
+        let mut incoming = listener.incoming();
+        let shared = &self.shared;
+        loop {
+            let next = {
+                let mut stop = pin!(self.shutdown.notified());
+                poll_fn(|cx| {
+                    if stop.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    incoming.poll_next_unpin(cx).map(Some)
+                })
+                .await
+            };
+            let stream = match next {
+                None | Some(None) => break,
+                Some(Some(Ok(s))) => s,
+                Some(Some(Err(e))) => {
+                    warn!(worker = self.index, "accept failed: {e}");
+                    compio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let Ok(peer) = stream.peer_addr() else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            let open = shared.connections.fetch_add(1, Ordering::AcqRel);
+            let reject = (open >= shared.opts.max_connections).then(|| {
+                shared.stats.rejected_full.fetch_add(1, Ordering::Relaxed);
+                Status::SERVICE_UNAVAILABLE
+            });
+            compio::runtime::spawn(conn::run(self.clone(), stream, peer, reject)).detach();
+        }
+        drop(incoming);
+        drop(listener);
+        debug!(worker = self.index, "stopped accepting");
+    }
+
+    /// Closes every connection with 1001 and waits (bounded) until they are gone.
+    async fn close_all(&self) {
+        let timeout = self.shared.opts.shutdown_timeout;
+        let conns: Vec<Rc<Conn>> = self.conns.borrow().iter().map(|(_, c)| c.clone()).collect();
+        for c in &conns {
+            c.close(
+                CloseCode::GOING_AWAY,
+                "server shutting down",
+                false,
+                timeout,
+            );
+        }
+        drop(conns);
+        let deadline = Instant::now() + timeout + Duration::from_secs(1);
+        while !self.conns.borrow().is_empty() && Instant::now() < deadline {
+            let _ = compio::time::timeout_at(deadline, self.conns_changed.notified()).await;
+        }
+        let left = self.conns.borrow().len();
+        if left > 0 {
+            warn!(
+                worker = self.index,
+                "{left} connections did not close within {timeout:?}"
+            );
+        }
+    }
+}
+
+/// Decides how connections read, given the driver and the kernel.
+fn resolve_recv_mode(asked: RecvMode, driver: DriverType, kernel: Option<(u32, u32)>) -> RecvMode {
+    let multishot_ok = driver == DriverType::IoUring && kernel.is_some_and(|k| k >= (6, 0));
+    match asked {
+        RecvMode::Auto | RecvMode::Multishot if multishot_ok => RecvMode::Multishot,
+        RecvMode::Multishot => {
+            warn!("multishot recv needs io_uring on Linux 6.0+: falling back to single reads");
+            RecvMode::Single
+        }
+        _ => RecvMode::Single,
+    }
+}
+
+/// The worker thread's body: builds the runtime, reports readiness, serves until shutdown.
+pub fn run(
+    index: usize,
+    shared: Arc<ServerShared>,
+    listener: std::net::TcpListener,
+    ready: std::sync::mpsc::Sender<std::io::Result<WorkerInfo>>,
+) {
+    let opts = &shared.opts;
+    let mut proactor = ProactorBuilder::new();
+    proactor
+        .buffer_pool_size(NonZero::new(opts.recv_buffers.max(1)).expect("max(1)"))
+        .buffer_pool_buffer_len(opts.recv_buffer_size as usize);
+    let runtime = match RuntimeBuilder::new().with_proactor(proactor).build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let driver = runtime.driver_type();
+    let recv_mode = resolve_recv_mode(opts.recv_mode, driver, super::check::kernel_version());
+    runtime.block_on(async {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let worker = Rc::new(Worker {
+            index,
+            shared: shared.clone(),
+            recv_mode,
+            conns: RefCell::new(Slab::new()),
+            rooms: RefCell::new(LocalRooms::default()),
+            conns_changed: Notify::default(),
+            shutdown: Notify::default(),
+        });
+        let driver = match driver {
+            DriverType::IoUring => "io_uring",
+            DriverType::Poll => "epoll",
+            DriverType::IOCP => "iocp",
+        };
+        let _ = ready.send(Ok(WorkerInfo {
+            index,
+            driver,
+            recv_mode,
+        }));
+        compio::runtime::spawn(worker.clone().drain_inbox()).detach();
+        worker.clone().accept_loop(listener).await;
+        info!(
+            worker = index,
+            connections = worker.conns.borrow().len(),
+            "worker shutting down"
+        );
+        worker.close_all().await;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recv_mode_follows_driver_and_kernel() {
+        let io = DriverType::IoUring;
+        assert_eq!(
+            resolve_recv_mode(RecvMode::Auto, io, Some((6, 18))),
+            RecvMode::Multishot
+        );
+        assert_eq!(
+            resolve_recv_mode(RecvMode::Auto, io, Some((5, 19))),
+            RecvMode::Single
+        );
+        assert_eq!(
+            resolve_recv_mode(RecvMode::Auto, DriverType::Poll, Some((6, 18))),
+            RecvMode::Single
+        );
+        assert_eq!(
+            resolve_recv_mode(RecvMode::Multishot, io, Some((5, 15))),
+            RecvMode::Single
+        );
+        assert_eq!(
+            resolve_recv_mode(RecvMode::Single, io, Some((6, 18))),
+            RecvMode::Single
+        );
+    }
+}
