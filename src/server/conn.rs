@@ -48,6 +48,8 @@ use crate::proto::{CloseCode, ControlPayload, Decoder, DecoderConfig, Event, OpC
 const PING_PAYLOAD: &[u8] = b"ringcast";
 /// After our last byte is sent, how long we read and discard before closing the socket.
 const DRAIN_TIME: Duration = Duration::from_millis(500);
+/// Receive chunks a reader handles before it yields, so writers (its own and others') flush.
+const READ_BUDGET: u32 = 16;
 /// Back-off when the worker's buffer ring is empty (ENOBUFS): back-pressure, not an error.
 const RING_EMPTY_BACKOFF: Duration = Duration::from_millis(1);
 
@@ -126,6 +128,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, "cannot start a TLS session: {e}");
+            release(&worker);
             return;
         }
     };
@@ -145,10 +148,12 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
     });
     assert_eq!(worker.conns.borrow_mut().insert(conn.clone()), id);
     debug!(conn = id, %peer, "connection accepted");
-    compio::runtime::spawn(write_loop(conn.clone())).detach();
+    // Kept, not detached: dropping it cancels a writer stuck on a peer that stopped reading.
+    let writer = compio::runtime::spawn(write_loop(conn.clone()));
 
     let mut reader = Reader::new(worker.clone(), conn.clone(), reject);
     reader.run().await;
+    drop(writer);
 
     if let Some(m) = reader.membership.take() {
         worker
@@ -157,9 +162,15 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
             .leave(&worker.shared.rooms, worker.index, &m);
     }
     worker.conns.borrow_mut().remove(id);
-    worker.shared.connections.fetch_sub(1, Ordering::AcqRel);
-    worker.conns_changed.notify();
+    release(&worker);
     debug!(conn = id, %peer, "connection closed");
+}
+
+/// Gives back the connection slot counted at accept.
+fn release(worker: &Worker) {
+    worker.shared.connections.fetch_sub(1, Ordering::AcqRel);
+    worker.shared.worker_connections[worker.index].fetch_sub(1, Ordering::AcqRel);
+    worker.conns_changed.notify();
 }
 
 /// The writer task: one coalesced write and one send per wake-up.
@@ -172,12 +183,14 @@ async fn write_loop(conn: Rc<Conn>) {
             out.drain_into(&mut batch);
             let mut session = conn.session.borrow_mut();
             let finishing = out.finishing();
-            if finishing && !conn.close_notify_sent.get() {
-                session.send_close_notify();
-                conn.close_notify_sent.set(true);
-            }
             session.write(&batch, &mut buf);
             batch.clear();
+            if finishing && !conn.close_notify_sent.get() {
+                // After the last frames: rustls drops plaintext written after close_notify.
+                session.send_close_notify();
+                conn.close_notify_sent.set(true);
+                session.write(&[], &mut buf);
+            }
             out.set_in_flight(buf.len());
             finishing
         };
@@ -225,12 +238,15 @@ enum Phase {
     Ending,
 }
 
+/// A single read in flight (fallback mode), kept until it completes.
+type PendingRead = Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>;
+
 /// Where the bytes come from.
 enum Source<S> {
     Ring(Pin<Box<S>>),
     Single {
         buf: Option<Vec<u8>>,
-        pending: Option<Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>>,
+        pending: Option<PendingRead>,
     },
 }
 
@@ -240,6 +256,7 @@ struct Reader {
     phase: Phase,
     membership: Option<Membership>,
     accepted: Instant,
+    ending_since: Instant,
     last_rx: Instant,
     last_ping: Instant,
 }
@@ -262,6 +279,7 @@ impl Reader {
             },
             membership: None,
             accepted: now,
+            ending_since: now,
             last_rx: now,
             last_ping: now,
         }
@@ -281,6 +299,7 @@ impl Reader {
         };
         let mut timer_at = self.next_deadline();
         let mut timer = Box::pin(compio::time::sleep_until(timer_at));
+        let mut budget = READ_BUDGET;
         loop {
             if matches!(self.phase, Phase::Ending) && (conn.writer_done.get() || conn.broken.get())
             {
@@ -306,11 +325,17 @@ impl Reader {
                 .await
             };
             let now = Instant::now();
+            let fired = matches!(wake, Wake::Timer);
             match wake {
                 Wake::Read(Some(Ok(chunk))) => {
                     self.last_rx = now;
                     self.on_bytes(&chunk, now);
                     source.give_back(chunk);
+                    budget -= 1;
+                    if budget == 0 {
+                        budget = READ_BUDGET;
+                        yield_now().await;
+                    }
                 }
                 Wake::Read(Some(Err(e))) if e.kind() == io::ErrorKind::ResourceBusy => {
                     // The worker's buffer ring is empty: wait for buffers to come back.
@@ -334,7 +359,8 @@ impl Reader {
                 Wake::Timer => self.on_timer(now),
             }
             let next = self.next_deadline();
-            if next != timer_at {
+            // A fired timer must not be polled again.
+            if fired || next != timer_at {
                 timer_at = next;
                 timer = Box::pin(compio::time::sleep_until(timer_at));
             }
@@ -370,15 +396,22 @@ impl Reader {
     }
 
     fn end(&mut self) {
-        self.phase = Phase::Ending;
-        self.conn.finish();
+        if !matches!(self.phase, Phase::Ending) {
+            self.phase = Phase::Ending;
+            self.ending_since = Instant::now();
+            self.conn.finish();
+        }
     }
 
     fn next_deadline(&self) -> Instant {
         let opts = &self.worker.shared.opts;
         let mut t = match self.phase {
             Phase::Upgrading { .. } => self.accepted + opts.handshake_timeout,
-            _ => (self.last_ping + opts.heartbeat).min(self.last_rx + opts.idle_timeout),
+            Phase::Open { .. } => {
+                (self.last_ping + opts.heartbeat).min(self.last_rx + opts.idle_timeout)
+            }
+            // Bounded time for the writer to flush the last frames to a peer that may not read.
+            Phase::Ending => return self.ending_since + opts.close_timeout,
         };
         if let Some(d) = self.conn.close_deadline.get() {
             t = t.min(d);
@@ -389,8 +422,19 @@ impl Reader {
     fn on_timer(&mut self, now: Instant) {
         let opts = &self.worker.shared.opts;
         let conn = &self.conn;
+        if let Phase::Ending = self.phase {
+            if now >= self.ending_since + opts.close_timeout {
+                debug!(
+                    conn = conn.id,
+                    "final frames not flushed in time: dropping the connection"
+                );
+                conn.broken.set(true);
+            }
+            return;
+        }
         if conn.close_deadline.get().is_some_and(|d| now >= d) {
             debug!(conn = conn.id, "peer did not answer our Close in time");
+            conn.close_deadline.set(None);
             self.end();
             return;
         }
@@ -626,6 +670,20 @@ impl Reader {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Lets every other ready task on this worker run once.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
 }
 
 /// A chunk of received bytes: a buffer-ring entry (returned to the ring on drop) or the

@@ -85,6 +85,8 @@ pub struct ServerShared {
     pub inboxes: Vec<Inbox>,
     /// Connections open (including ones being refused), across workers.
     pub connections: AtomicUsize,
+    /// Connections open per worker (same meaning, one counter per worker).
+    pub worker_connections: Vec<AtomicUsize>,
     pub shutting_down: AtomicBool,
     pub stats: Stats,
 }
@@ -149,6 +151,7 @@ impl ServerHandle {
             opts,
             tls,
             connections: AtomicUsize::new(0),
+            worker_connections: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             shutting_down: AtomicBool::new(false),
             stats: Stats::default(),
         });
@@ -217,6 +220,15 @@ impl ServerHandle {
 
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::Acquire)
+    }
+
+    /// Open connections of each worker.
+    pub fn connections_per_worker(&self) -> Vec<usize> {
+        self.shared
+            .worker_connections
+            .iter()
+            .map(|c| c.load(Ordering::Acquire))
+            .collect()
     }
 
     pub fn inbox_dropped(&self) -> u64 {

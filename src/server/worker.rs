@@ -140,6 +140,7 @@ impl Worker {
             let _ = stream.set_nodelay(true);
             shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
             let open = shared.connections.fetch_add(1, Ordering::AcqRel);
+            shared.worker_connections[self.index].fetch_add(1, Ordering::AcqRel);
             let reject = (open >= shared.opts.max_connections).then(|| {
                 shared.stats.rejected_full.fetch_add(1, Ordering::Relaxed);
                 Status::SERVICE_UNAVAILABLE

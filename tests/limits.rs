@@ -1,0 +1,105 @@
+//! Limits: max connections (503), message rate (1008), slow consumers (1008).
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+#[tokio::test]
+async fn connections_over_the_limit_get_503() {
+    let srv = start(&["--max-connections", "2"]);
+    let _a = srv.ws("/l").await;
+    let _b = srv.ws("/l").await;
+    match srv.try_ws("/l").await {
+        Err(tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+            let body =
+                String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+            assert!(body.contains("limit of 2 connections"), "{body}");
+        }
+        other => panic!("expected HTTP 503, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(
+        srv.handle().stats().rejected_full.load(Ordering::Relaxed),
+        1
+    );
+}
+
+#[tokio::test]
+async fn sending_faster_than_the_rate_limit_closes_with_1008() {
+    let srv = start(&["--rate-limit", "5"]);
+    let mut ws = srv.ws("/r").await;
+    for i in 0..6 {
+        ws.send(Message::text(format!("m{i}"))).await.unwrap();
+    }
+    let mut echoed = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(_))) => echoed += 1,
+            Some(Ok(Message::Close(Some(f)))) => {
+                assert_eq!(u16::from(f.code), 1008);
+                assert!(
+                    f.reason
+                        .contains("rate limit: more than 5 messages per minute"),
+                    "{}",
+                    f.reason
+                );
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(echoed, 5, "the first 5 messages went through");
+    assert_eq!(srv.handle().stats().rate_limited.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_as_a_slow_consumer() {
+    let srv = start(&[
+        "--max-message-size",
+        "16KiB",
+        "--max-backlog",
+        "1MiB",
+        "--close-timeout",
+        "1s",
+    ]);
+    let mut slow = srv.raw().await; // upgrades, then stops reading
+    slow.upgrade("/flood").await;
+    let mut fast = srv.ws("/flood").await;
+    let payload = vec![7u8; 16 * 1024];
+    let stats = srv.handle().stats();
+    let mut sent = 0;
+    // The fast client reads its own copy before sending the next: only `slow` falls behind
+    // (kernel socket buffers first, then the server's 1 MiB backlog).
+    while stats.slow_consumers.load(Ordering::Relaxed) == 0 && sent < 4000 {
+        fast.send(Message::binary(payload.clone())).await.unwrap();
+        assert_eq!(next_msg(&mut fast).await, Message::binary(payload.clone()));
+        sent += 1;
+    }
+    assert_eq!(
+        stats.slow_consumers.load(Ordering::Relaxed),
+        1,
+        "after {sent} messages"
+    );
+    assert!(
+        sent > 64,
+        "the backlog limit (1 MiB = 64 messages) was not reached before the cut: {sent}"
+    );
+    // The slow client finds, after whatever was already on its way, a Close 1008.
+    let (code, reason) = slow.close_frame().await;
+    assert_eq!(code, 1008);
+    assert!(reason.contains("slow consumer"), "{reason}");
+    // The fast client keeps working and is not cut off.
+    for _ in 0..10 {
+        fast.send(Message::binary(payload.clone())).await.unwrap();
+        assert_eq!(next_msg(&mut fast).await, Message::binary(payload.clone()));
+    }
+    assert_eq!(stats.slow_consumers.load(Ordering::Relaxed), 1);
+}
