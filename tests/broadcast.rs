@@ -117,3 +117,24 @@ async fn plaintext_mode_serves_ws() {
     send_text(&mut ws, "no tls").await;
     assert_eq!(next_msg(&mut ws).await, Message::text("no tls"));
 }
+
+#[tokio::test]
+async fn single_read_fallback_mode_serves_the_same() {
+    let srv = start(&["--recv-mode", "single"]);
+    assert!(srv.handle().workers.iter().all(|w| w.recv_mode == ringcast::server::options::RecvMode::Single));
+    let mut a = srv.ws("/single").await;
+    let mut b = srv.ws("/single").await;
+    let big = vec![3u8; 100_000];
+    a.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(next_msg(&mut b).await, Message::binary(big.clone()));
+    assert_eq!(next_msg(&mut a).await, Message::binary(big));
+}
+
+#[tokio::test]
+async fn the_io_uring_path_is_the_one_tested() {
+    let srv = start(&[]);
+    for w in &srv.handle().workers {
+        assert_eq!(w.driver, "io_uring", "this host has io_uring (Linux 6.18)");
+        assert_eq!(w.recv_mode, ringcast::server::options::RecvMode::Multishot);
+    }
+}
