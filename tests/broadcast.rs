@@ -121,7 +121,12 @@ async fn plaintext_mode_serves_ws() {
 #[tokio::test]
 async fn single_read_fallback_mode_serves_the_same() {
     let srv = start(&["--recv-mode", "single"]);
-    assert!(srv.handle().workers.iter().all(|w| w.recv_mode == ringcast::server::options::RecvMode::Single));
+    assert!(
+        srv.handle()
+            .workers
+            .iter()
+            .all(|w| w.recv_mode == ringcast::server::options::RecvMode::Single)
+    );
     let mut a = srv.ws("/single").await;
     let mut b = srv.ws("/single").await;
     let big = vec![3u8; 100_000];

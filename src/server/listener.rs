@@ -1,5 +1,9 @@
 //! Listening sockets: one per worker, all bound to the same address with SO_REUSEPORT so the
 //! kernel spreads new connections across workers. Port 0 is resolved by the first bind.
+//!
+//! SO_REUSEPORT would also let a *second* server process of the same user join the port and
+//! silently take half the connections (possibly with another certificate). So a fixed port is
+//! first probed with a plain bind: if anything listens there, start-up fails with "address in use".
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -16,8 +20,19 @@ fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// Fails with `AddrInUse` if something already listens on `addr` (even a SO_REUSEPORT group).
+fn probe_free(addr: SocketAddr) -> io::Result<()> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // SO_REUSEADDR so sockets in TIME_WAIT from a previous run do not count as "in use".
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())
+}
+
 /// `n` listeners on `addr`; with port 0 they all share the port the first one got.
 pub fn bind_all(addr: SocketAddr, n: usize, backlog: i32) -> io::Result<Vec<TcpListener>> {
+    if addr.port() != 0 {
+        probe_free(addr)?;
+    }
     let first = bind(addr, backlog)?;
     let actual = first.local_addr()?;
     let mut all = vec![first];
@@ -37,5 +52,8 @@ mod tests {
         let port = ls[0].local_addr().unwrap().port();
         assert_ne!(port, 0);
         assert!(ls.iter().all(|l| l.local_addr().unwrap().port() == port));
+        // A second group on the same port is refused, not merged.
+        let again = bind_all(ls[0].local_addr().unwrap(), 2, 16).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AddrInUse);
     }
 }

@@ -1,0 +1,163 @@
+//! Command line: subcommands and flags (`loadgen --help`, `loadgen broadcast --help`).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ringcast::server::options::{parse_duration, parse_size};
+
+/// Open-loop wss load generator for ringcast: latency from the planned send time (no
+/// coordinated omission), loss/duplicate/corruption counts, HdrHistogram output.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// N clients in one room (or R rooms); S of them send RATE messages/s in total; everyone records every message.
+    Broadcast(Broadcast),
+    /// N clients, each in a room of its own, each sending RATE messages/s and timing its own echo.
+    Echo(Echo),
+    /// Connection storm: open N wss connections (at --connect-rate or as fast as allowed), report handshakes/s.
+    Connect(Conn),
+    /// Open N connections and hold them (memory per connection with --server-pid).
+    Idle(Idle),
+    /// Side-by-side percentile table of runs (directories with summary.json), ratios against the first.
+    Compare { runs: Vec<PathBuf> },
+    /// Latency percentile curves of runs in one PNG.
+    Plot {
+        runs: Vec<PathBuf>,
+        #[arg(short, long, default_value = "latency.png")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Conn {
+    /// Server URL; the path names the room (ws:// or wss://).
+    #[arg(long, default_value = "wss://127.0.0.1:8443/bench")]
+    pub url: String,
+    /// Clients to connect.
+    #[arg(long, default_value_t = 100)]
+    pub clients: usize,
+    /// Trust this PEM certificate (e.g. the server's certs/dev-cert.pem).
+    #[arg(long, conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// Do not verify the server certificate.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Loopback source addresses to spread clients over, e.g. 127.0.0.2-127.0.0.9 (about 28k ports each).
+    #[arg(long, value_parser = parse_ip_range)]
+    pub source_ips: Option<Vec<IpAddr>>,
+    /// Worker threads [default: available cores].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// New connections per second in total [default: as fast as --connect-concurrency allows].
+    #[arg(long)]
+    pub connect_rate: Option<f64>,
+    /// Handshakes in flight per worker.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+    /// Write summary.json, latency.hgrm and latency.hdr here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Server process to sample (CPU seconds, RSS) during the run.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Traffic {
+    /// Message size in bytes (at least 32: sender, sequence, timestamp, checksum).
+    #[arg(long, default_value = "100", value_parser = parse_size)]
+    pub size: u64,
+    /// Measured time after the warm-up.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Sending before measuring (not recorded).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// After the last send, how long to wait for deliveries still in flight.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drain: Duration,
+    /// Fault injection for testing the loss counter: every Nth message is counted as sent but
+    /// never sent. 0: off.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub fault_skip_every: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Broadcast {
+    #[command(flatten)]
+    pub conn: Conn,
+    #[command(flatten)]
+    pub traffic: Traffic,
+    /// Clients that send (the first S clients).
+    #[arg(long, default_value_t = 1)]
+    pub senders: usize,
+    /// Messages per second, all senders together.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Rooms to spread clients (and senders) over: client i joins room i mod R.
+    #[arg(long, default_value_t = 1)]
+    pub rooms: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Echo {
+    #[command(flatten)]
+    pub conn: Conn,
+    #[command(flatten)]
+    pub traffic: Traffic,
+    /// Messages per second per client.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Idle {
+    #[command(flatten)]
+    pub conn: Conn,
+    /// How long to hold the connections once all are open.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub hold: Duration,
+}
+
+/// `127.0.0.2-127.0.0.9` or `127.0.0.2` (IPv4 ranges only).
+pub fn parse_ip_range(s: &str) -> Result<Vec<IpAddr>, String> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: std::net::Ipv4Addr = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+    let b: std::net::Ipv4Addr = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not an IPv4 address"))?;
+    let (a, b) = (u32::from(a), u32::from(b));
+    if b < a || b - a > 4096 {
+        return Err(format!(
+            "{s:?}: give a range of at most 4096 addresses, low-high"
+        ));
+    }
+    Ok((a..=b)
+        .map(|x| IpAddr::from(std::net::Ipv4Addr::from(x)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_ranges() {
+        assert_eq!(parse_ip_range("127.0.0.2-127.0.0.4").unwrap().len(), 3);
+        assert_eq!(parse_ip_range("127.0.0.2").unwrap().len(), 1);
+        assert!(parse_ip_range("127.0.0.9-127.0.0.2").is_err());
+        assert!(parse_ip_range("nope").is_err());
+    }
+}

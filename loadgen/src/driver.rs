@@ -1,0 +1,432 @@
+//! Turns a command line into a run: TLS and target set-up, the phase clock, live progress,
+//! and the summary written at the end.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::cli::{Cli, Command, Conn, Traffic};
+use crate::client::Target;
+use crate::report::{self, Counts, Percentiles, ProcDelta, Summary};
+use crate::run::{self, Mode, Plan, Shared, WorkerResult};
+use crate::sys;
+
+pub fn main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Compare { runs } => {
+            if runs.is_empty() {
+                return Err("compare needs at least one run directory".into());
+            }
+            let s = runs
+                .iter()
+                .map(|r| report::read_summary(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            print!("{}", report::compare(&s));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plot { runs, out } => {
+            if runs.is_empty() {
+                return Err("plot needs at least one run directory".into());
+            }
+            crate::plot::plot(&runs, &out)?;
+            eprintln!("wrote {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Broadcast(b) => {
+            let t = b.traffic.clone();
+            load(
+                Mode::Broadcast,
+                &b.conn,
+                Some(&t),
+                b.senders.max(1),
+                b.rate,
+                b.rooms.max(1),
+                Duration::ZERO,
+            )
+        }
+        Command::Echo(e) => {
+            let t = e.traffic.clone();
+            load(
+                Mode::Echo,
+                &e.conn,
+                Some(&t),
+                e.conn.clients,
+                e.rate,
+                1,
+                Duration::ZERO,
+            )
+        }
+        Command::Connect(c) => load(Mode::Connect, &c, None, 0, 0.0, 1, Duration::ZERO),
+        Command::Idle(i) => load(Mode::Idle, &i.conn, None, 0, 0.0, 1, i.hold),
+    }
+}
+
+/// Accepts any server certificate (still checks handshake signatures): `--insecure`.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn target(conn: &Conn) -> Result<(Target, String), Box<dyn std::error::Error>> {
+    let (tls, rest) = if let Some(r) = conn.url.strip_prefix("wss://") {
+        (true, r)
+    } else if let Some(r) = conn.url.strip_prefix("ws://") {
+        (false, r)
+    } else {
+        return Err(format!("--url {:?} must start with ws:// or wss://", conn.url).into());
+    };
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !h.ends_with(']') || h.starts_with('[') => {
+            (h.trim_matches(['[', ']']).to_string(), p.parse::<u16>()?)
+        }
+        _ => (
+            authority.trim_matches(['[', ']']).to_string(),
+            if tls { 443 } else { 80 },
+        ),
+    };
+    let addr: SocketAddr = (host.as_str(), port)
+        .to_socket_addrs()?
+        .min_by_key(|a| a.is_ipv6())
+        .ok_or_else(|| format!("{host} does not resolve"))?;
+    let tls = if tls {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?;
+        let cfg = if conn.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+                .with_no_client_auth()
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            let ca = conn
+                .ca
+                .as_ref()
+                .ok_or("wss needs --ca PEM (the server's certs/dev-cert.pem) or --insecure")?;
+            for c in rustls_pki_types::pem::PemObject::pem_file_iter(ca)
+                .map_err(|e| format!("--ca {}: {e}", ca.display()))?
+            {
+                roots.add(c.map_err(|e| format!("--ca {}: {e}", ca.display()))?)?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        let name = ServerName::try_from(host.clone())?;
+        Some((Arc::new(cfg), name))
+    } else {
+        None
+    };
+    let host_header = if port == 443 || port == 80 {
+        host
+    } else {
+        format!("{host}:{port}")
+    };
+    Ok((
+        Target {
+            addr,
+            host: host_header,
+            tls,
+        },
+        path,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load(
+    mode: Mode,
+    conn: &Conn,
+    traffic: Option<&Traffic>,
+    senders: usize,
+    rate: f64,
+    rooms: usize,
+    hold: Duration,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let (soft, hard) = sys::raise_nofile();
+    let needed = conn.clients as u64 + 64;
+    if soft < needed {
+        eprintln!(
+            "loadgen: the fd limit ({soft}, hard {hard}) caps this process below {} clients; raise the hard limit (ulimit -Hn)",
+            conn.clients
+        );
+    }
+    let (target, path) = target(conn)?;
+    let workers = conn
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let t = traffic.cloned().unwrap_or(Traffic {
+        size: 32,
+        duration: Duration::ZERO,
+        warmup: Duration::ZERO,
+        drain: Duration::ZERO,
+        fault_skip_every: 0,
+    });
+    let plan = Plan {
+        mode,
+        target,
+        path,
+        clients: conn.clients,
+        senders: senders.min(conn.clients),
+        rooms,
+        rate,
+        size: (t.size as usize).max(crate::payload::HEADER_LEN),
+        warmup: t.warmup,
+        duration: t.duration,
+        drain: t.drain,
+        connect_rate: conn.connect_rate,
+        connect_concurrency: conn.connect_concurrency.max(1),
+        source_ips: conn.source_ips.clone().unwrap_or_default(),
+        workers,
+        send_queue_cap: 4 << 20,
+        fault_skip_every: t.fault_skip_every,
+    };
+    let server_pid = conn.server_pid.map(|p| p.to_string());
+    let server_sample = || server_pid.as_deref().and_then(sys::sample);
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let server_before_connect = server_sample();
+
+    let shared = Arc::new(Shared::new(plan.clone()));
+    let threads: Vec<_> = (0..workers)
+        .map(|i| {
+            let s = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("loadgen-w{i}"))
+                .spawn(move || run::worker(i, s))
+                .expect("thread")
+        })
+        .collect();
+
+    let t0 = Instant::now();
+    let mut progress = Progress::new(shared.clone());
+    while shared.connected.load(Ordering::Acquire) + shared.failed.load(Ordering::Acquire)
+        < plan.clients
+    {
+        progress.tick(false);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let connect_wall = t0.elapsed();
+    progress.tick(true);
+
+    let mut me_a = sys::sample("self").unwrap_or_default();
+    let mut sv_a = server_sample();
+    let mut measured = Duration::ZERO;
+    match mode {
+        Mode::Connect => {}
+        Mode::Idle => {
+            let until = Instant::now() + hold;
+            while Instant::now() < until {
+                progress.tick(false);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            sv_a = server_before_connect;
+        }
+        Mode::Broadcast | Mode::Echo => {
+            let start = shared.now_ns() + 50_000_000;
+            let stop = start + (plan.warmup + plan.duration).as_nanos() as u64;
+            shared.stop_ns.store(stop, Ordering::Release);
+            me_a = sys::sample("self").unwrap_or_default();
+            sv_a = server_sample();
+            shared.start_ns.store(start, Ordering::Release);
+            while shared.now_ns() < stop {
+                progress.tick(false);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let drain_until = Instant::now() + plan.drain;
+            while Instant::now() < drain_until
+                && shared.delivered_total.load(Ordering::Acquire) < shared.expected()
+            {
+                progress.tick(false);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            measured = plan.duration;
+        }
+    }
+    let me_b = sys::sample("self").unwrap_or_default();
+    let sv_b = server_sample();
+    let expected = shared.expected();
+    shared.finish.store(true, Ordering::Release);
+    progress.tick(true);
+
+    let mut total: Option<WorkerResult> = None;
+    for t in threads {
+        let r = t.join().map_err(|_| "a worker thread panicked")?;
+        match &mut total {
+            Some(acc) => acc.merge(r),
+            None => total = Some(r),
+        }
+    }
+    let r = total.expect("at least one worker");
+    let connected = shared.connected.load(Ordering::Acquire) as u64;
+    let delivered = r.delivered;
+    let name = conn.out.as_ref().and_then(|p| p.file_name()).map_or_else(
+        || format!("{mode:?}").to_lowercase(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let per_delivered = if matches!(mode, Mode::Idle | Mode::Connect) {
+        0
+    } else {
+        delivered
+    };
+    let summary = Summary {
+        name,
+        mode: format!("{mode:?}").to_lowercase(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        params: serde_json::json!({
+            "url": conn.url, "clients": plan.clients, "senders": plan.senders, "rooms": plan.rooms,
+            "rate": plan.rate, "rate_unit": if mode == Mode::Echo { "msg/s per client" } else { "msg/s total" },
+            "size": plan.size, "warmup_s": sys::secs(plan.warmup), "duration_s": sys::secs(plan.duration),
+            "drain_s": sys::secs(plan.drain), "hold_s": sys::secs(hold), "workers": workers,
+            "connect_rate": plan.connect_rate, "connect_concurrency": plan.connect_concurrency,
+            "source_ips": plan.source_ips.len(), "tls": plan.target.tls.is_some(),
+        }),
+        versions: BTreeMap::from([
+            ("loadgen".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            ("rustls".to_string(), "0.23".to_string()),
+        ]),
+        machine: sys::machine(),
+        started_unix,
+        measured_s: sys::secs(measured),
+        counts: Counts {
+            clients: plan.clients as u64,
+            connected,
+            connect_failures: r.failures.clone(),
+            sent: shared.sent_total.load(Ordering::Acquire),
+            not_sent: r.not_sent,
+            expected,
+            delivered,
+            lost: r.lost,
+            duplicated: r.duplicates,
+            corrupted: r.corrupted,
+            out_of_order: r.late,
+            foreign: r.foreign,
+            server_closes: r.server_closes.clone(),
+        },
+        throughput: if measured.is_zero() {
+            0.0
+        } else {
+            r.latency.len() as f64 / sys::secs(measured)
+        },
+        latency_us: Percentiles::of(&r.latency),
+        schedule_lag_us: Percentiles::of(&r.schedule_lag),
+        handshake_us: Percentiles::of(&r.handshake),
+        connect_wall_s: sys::secs(connect_wall),
+        handshakes_per_s: connected as f64 / sys::secs(connect_wall).max(1e-9),
+        loadgen: ProcDelta::between(me_a, me_b, per_delivered),
+        server: match (sv_a, sv_b) {
+            (Some(a), Some(b)) => Some(ProcDelta::between(a, b, per_delivered)),
+            _ => None,
+        },
+    };
+    eprint!("{}", report::table(&summary));
+    for (reason, example) in &r.failure_examples {
+        eprintln!("  e.g. {reason}: {example}");
+    }
+    if mode == Mode::Idle
+        && let Some(sv) = &summary.server
+        && connected > 0
+    {
+        let per =
+            (sv.rss_end_kib.saturating_sub(sv.rss_start_kib)) as f64 * 1024.0 / connected as f64;
+        eprintln!(
+            "server memory per idle connection: {per:.0} bytes (RSS growth / {connected} connections)"
+        );
+    }
+    if let Some(dir) = &conn.out {
+        report::write_outputs(dir, &summary, &r.latency, &r.handshake)?;
+        eprintln!("wrote {}", dir.display());
+    }
+    let clean =
+        summary.counts.lost == 0 && summary.counts.corrupted == 0 && summary.counts.duplicated == 0;
+    Ok(if clean && connected == plan.clients as u64 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// One status line per second on stderr.
+struct Progress {
+    shared: Arc<Shared>,
+    t0: Instant,
+    last: Instant,
+    last_sent: u64,
+    last_delivered: u64,
+}
+
+impl Progress {
+    fn new(shared: Arc<Shared>) -> Self {
+        let now = Instant::now();
+        Self {
+            shared,
+            t0: now,
+            last: now,
+            last_sent: 0,
+            last_delivered: 0,
+        }
+    }
+
+    fn tick(&mut self, force: bool) {
+        let dt = self.last.elapsed();
+        if !force && dt < Duration::from_secs(1) {
+            return;
+        }
+        let s = &self.shared;
+        let sent = s.sent_total.load(Ordering::Relaxed);
+        let del = s.delivered_total.load(Ordering::Relaxed);
+        let secs = dt.as_secs_f64().max(1e-3);
+        eprintln!(
+            "[{:6.1}s] connected {}/{} failed {} | sent {:.0}/s delivered {:.0}/s | errors {}",
+            self.t0.elapsed().as_secs_f64(),
+            s.connected.load(Ordering::Relaxed),
+            s.plan.clients,
+            s.failed.load(Ordering::Relaxed),
+            (sent - self.last_sent) as f64 / secs,
+            (del - self.last_delivered) as f64 / secs,
+            s.errors_total.load(Ordering::Relaxed),
+        );
+        self.last = Instant::now();
+        self.last_sent = sent;
+        self.last_delivered = del;
+    }
+}

@@ -1,0 +1,267 @@
+//! loadgen end to end: real runs of the loadgen binary against a real ringcast server started
+//! in-process on 127.0.0.1:0, and the result tools on committed sample runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::Parser;
+use ringcast::server::{ServerHandle, ServerOptions};
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    opts: ServerOptions,
+}
+
+struct Server {
+    handle: Option<ServerHandle>,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown();
+            h.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn server(name: &str) -> Server {
+    let dir = std::env::temp_dir().join(format!("loadgen-test-{name}-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let argv = [
+        "ringcast",
+        "--listen",
+        "127.0.0.1:0",
+        "--cert-dir",
+        d,
+        "--workers",
+        "2",
+        "--rate-limit",
+        "0",
+    ];
+    let handle = ServerHandle::start(Args::parse_from(argv).opts).expect("server starts");
+    let port = handle.local_addr.port();
+    Server {
+        handle: Some(handle),
+        dir,
+        port,
+    }
+}
+
+fn loadgen(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .output()
+        .expect("loadgen runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+fn common(srv: &Server, out: &Path, clients: &str) -> Vec<String> {
+    vec![
+        "--url".into(),
+        format!("wss://127.0.0.1:{}/t", srv.port),
+        "--ca".into(),
+        srv.dir.join("dev-cert.pem").to_str().unwrap().into(),
+        "--clients".into(),
+        clients.into(),
+        "--out".into(),
+        out.to_str().unwrap().into(),
+        "--workers".into(),
+        "2".into(),
+    ]
+}
+
+#[test]
+fn broadcast_to_300_clients_delivers_everything() {
+    let srv = server("bcast");
+    let out = srv.dir.join("run");
+    let mut args = vec!["broadcast".to_string()];
+    args.extend(common(&srv, &out, "300"));
+    args.extend(
+        [
+            "--senders",
+            "3",
+            "--rate",
+            "60",
+            "--duration",
+            "1s",
+            "--warmup",
+            "300ms",
+            "--drain",
+            "3s",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, log) = loadgen(&args);
+    assert!(ok, "{log}");
+    let s = summary(&out);
+    let c = &s["counts"];
+    assert_eq!(c["connected"], 300, "{log}");
+    assert!(c["sent"].as_u64().unwrap() >= 70, "{c}");
+    assert_eq!(c["delivered"], c["expected"], "{log}");
+    assert_eq!(
+        c["expected"].as_u64().unwrap(),
+        c["sent"].as_u64().unwrap() * 300
+    );
+    for k in ["lost", "duplicated", "corrupted", "not_sent"] {
+        assert_eq!(c[k], 0, "{k}: {log}");
+    }
+    assert!(s["latency_us"]["count"].as_u64().unwrap() > 0);
+    assert!(out.join("latency.hgrm").exists() && out.join("latency.hdr").exists());
+    assert!(log.contains("lost 0"), "{log}");
+}
+
+#[test]
+fn deliberately_dropped_messages_are_counted_as_lost() {
+    let srv = server("loss");
+    let out = srv.dir.join("run");
+    let mut args = vec!["echo".to_string()];
+    args.extend(common(&srv, &out, "10"));
+    // Each client sends 20/s for 1.5 s (30 messages); every 5th is counted as sent but skipped.
+    args.extend(
+        [
+            "--rate",
+            "20",
+            "--duration",
+            "1s",
+            "--warmup",
+            "500ms",
+            "--drain",
+            "2s",
+            "--fault-skip-every",
+            "5",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, log) = loadgen(&args);
+    assert!(!ok, "a run with losses exits non-zero: {log}");
+    let c = &summary(&out)["counts"];
+    let sent = c["sent"].as_u64().unwrap();
+    assert!(sent >= 250, "{c}");
+    // Skipped: seq 4, 9, 14, … of each client.
+    let lost = c["lost"].as_u64().unwrap();
+    assert!(
+        lost > 0 && lost == sent - c["delivered"].as_u64().unwrap(),
+        "{c}"
+    );
+    assert!(
+        (lost as f64 / sent as f64 - 0.2).abs() < 0.05,
+        "about 1 in 5 lost: {c}"
+    );
+    assert_eq!(c["corrupted"], 0);
+}
+
+#[test]
+fn connect_storm_and_idle_report_what_they_measure() {
+    let srv = server("storm");
+    let out = srv.dir.join("storm");
+    let mut args = vec!["connect".to_string()];
+    args.extend(common(&srv, &out, "200"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, log) = loadgen(&args);
+    assert!(ok, "{log}");
+    let s = summary(&out);
+    assert_eq!(s["counts"]["connected"], 200);
+    assert!(s["handshakes_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(s["handshake_us"]["count"], 200);
+    assert!(out.join("handshake.hgrm").exists());
+
+    let pid = std::process::id().to_string();
+    let idle_out = srv.dir.join("idle");
+    let mut args = vec!["idle".to_string()];
+    args.extend(common(&srv, &idle_out, "50"));
+    args.extend(["--hold", "300ms", "--server-pid", &pid].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, log) = loadgen(&args);
+    assert!(ok, "{log}");
+    assert!(log.contains("server memory per idle connection"), "{log}");
+    assert!(
+        summary(&idle_out)["server"]["rss_end_kib"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+}
+
+#[test]
+fn connection_failures_are_counted_by_reason() {
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (ok, log) = loadgen(&[
+        "connect",
+        "--url",
+        &format!("ws://127.0.0.1:{port}/x"),
+        "--clients",
+        "5",
+    ]);
+    assert!(!ok);
+    assert!(
+        log.contains("0 connected of 5") && log.contains("tcp: connection refused ×5"),
+        "{log}"
+    );
+}
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+#[test]
+fn compare_and_plot_work_on_committed_samples() {
+    let (ok, log) = loadgen(&[
+        "compare",
+        sample("a").to_str().unwrap(),
+        sample("b").to_str().unwrap(),
+    ]);
+    assert!(ok, "{log}");
+    let (ok2, table) = {
+        let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args([
+                "compare",
+                sample("a").to_str().unwrap(),
+                sample("b").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert!(ok2);
+    assert!(
+        table.contains("| p99 µs |") && table.contains("(×"),
+        "{table}"
+    );
+    let png = std::env::temp_dir().join(format!("loadgen-plot-{}.png", std::process::id()));
+    let (ok, log) = loadgen(&[
+        "plot",
+        sample("a").to_str().unwrap(),
+        sample("b").to_str().unwrap(),
+        "-o",
+        png.to_str().unwrap(),
+    ]);
+    assert!(ok, "{log}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    assert!(bytes.len() > 10_000, "a real picture, not an empty canvas");
+    std::fs::remove_file(png).unwrap();
+}
