@@ -9,7 +9,7 @@
 #        target/release/loadgen plot results/broadcast-* -o results/broadcast.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --bin ringcast --bin loadgen >&2
+cargo build --release --workspace --bins >&2
 PORT="${PORT:-18443}"
 URL="wss://127.0.0.1:$PORT"
 LG=(target/release/loadgen)
@@ -44,7 +44,7 @@ scenario() {
   case "$1" in
     broadcast-1k)      run broadcast-1k      broadcast --url "$URL/b1k"  --clients 1000  --senders 10 --rate 100  --size 100 --warmup 2s --duration 20s ;;
     broadcast-10k-10)  run broadcast-10k-10  broadcast --url "$URL/b10k" --clients 10000 --senders 10 --rate 10   --size 100 --warmup 2s --duration 20s ;;
-    broadcast-10k-100) run broadcast-10k-100 broadcast --url "$URL/b10k" --clients 10000 --senders 10 --rate 100  --size 100 --warmup 2s --duration 20s --drain 10s ;;
+    broadcast-10k-100) run broadcast-10k-100 broadcast --url "$URL/b10k" --clients 10000 --senders 10 --rate 100  --size 100 --warmup 2s --duration 10s --drain 10s ;;
     echo-100)
       for r in 10 100 1000; do
         run "echo-100-r$r" echo --url "$URL/echo" --clients 100 --rate "$r" --size 100 --warmup 2s --duration 15s

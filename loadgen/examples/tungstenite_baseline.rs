@@ -4,7 +4,7 @@
 //! HdrHistogram. Prints its own CPU time per received message.
 //!
 //! It does a little LESS work per message than loadgen (no checksum, no loss tracking), so the
-//! ratio it gives is conservative.
+//! ratio it gives is conservative. Senders are phased evenly over the interval like loadgen's.
 //!
 //! cargo run --release -p loadgen --example tungstenite_baseline -- \
 //!     wss://127.0.0.1:8443/base certs/dev-cert.pem CLIENTS SENDERS RATE SECONDS [SERVER_PID]
@@ -81,11 +81,16 @@ async fn main() {
     let sv0 = server_pid.as_deref().map(cpu_seconds);
     let rec0 = received.load(Ordering::Relaxed);
     let per_sender = Duration::from_secs_f64(senders as f64 / rate);
+    let begin = tokio::time::Instant::now();
     let stop = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for (s, mut w) in writers.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(per_sender);
+            // Phases spread over the interval, as loadgen does: senders firing in lockstep would
+            // let the server coalesce their messages into one send per connection, a
+            // different (and cheaper) workload.
+            let phase = per_sender.mul_f64(s as f64 / senders as f64);
+            let mut tick = tokio::time::interval_at(begin + phase, per_sender);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut seq = 0u64;
             while Instant::now() < stop {

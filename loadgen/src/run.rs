@@ -322,11 +322,10 @@ pub fn worker(index: usize, shared: Arc<Shared>) -> WorkerResult {
             }
         }
     });
+    // Reader tasks of clients the server has not closed yet may still hold `result`.
+    let r = std::mem::replace(&mut *result.borrow_mut(), WorkerResult::new());
     drop(rt);
-    Rc::try_unwrap(result)
-        .ok()
-        .expect("tasks ended")
-        .into_inner()
+    r
 }
 
 /// Lets every other ready task on this worker run once.
