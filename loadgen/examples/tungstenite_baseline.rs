@@ -19,7 +19,9 @@ use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
 fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
     (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
 }
 
@@ -27,7 +29,9 @@ fn cpu_seconds(pid: &str) -> f64 {
 async fn main() {
     let a: Vec<String> = std::env::args().collect();
     if a.len() < 7 {
-        eprintln!("usage: tungstenite_baseline URL CA_PEM CLIENTS SENDERS RATE SECONDS [SERVER_PID]");
+        eprintln!(
+            "usage: tungstenite_baseline URL CA_PEM CLIENTS SENDERS RATE SECONDS [SERVER_PID]"
+        );
         std::process::exit(2);
     }
     let (url, ca) = (a[1].clone(), a[2].clone());
@@ -41,28 +45,38 @@ async fn main() {
     for c in rustls_pki_types::pem::PemObject::pem_file_iter(&ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let cfg = Arc::new(cfg);
     let epoch = Instant::now();
     let received = Arc::new(AtomicU64::new(0));
-    let hist = Arc::new(std::sync::Mutex::new(hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap()));
+    let hist = Arc::new(std::sync::Mutex::new(
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap(),
+    ));
 
     let mut writers = Vec::new();
     for i in 0..clients {
-        let (ws, _) = connect_async_tls_with_config(url.as_str(), None, true, Some(Connector::Rustls(cfg.clone())))
-            .await
-            .expect("connect");
+        let (ws, _) = connect_async_tls_with_config(
+            url.as_str(),
+            None,
+            true,
+            Some(Connector::Rustls(cfg.clone())),
+        )
+        .await
+        .expect("connect");
         let (w, mut r) = ws.split();
         if i < senders {
             writers.push(w);
         }
         let (received, hist) = (received.clone(), hist.clone());
         tokio::spawn(async move {
-            let mut local = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+            let mut local =
+                hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
             while let Some(Ok(m)) = r.next().await {
                 if let Message::Binary(b) = m
                     && b.len() >= 16
@@ -121,7 +135,10 @@ async fn main() {
     );
     if let (Some(p), Some(s0)) = (server_pid.as_deref(), sv0) {
         let s = cpu_seconds(p) - s0;
-        println!("baseline: server CPU {s:.2} s = {:.2} µs per delivered message", s * 1e6 / got.max(1) as f64);
+        println!(
+            "baseline: server CPU {s:.2} s = {:.2} µs per delivered message",
+            s * 1e6 / got.max(1) as f64
+        );
     }
     std::process::exit(0);
 }

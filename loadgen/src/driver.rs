@@ -225,6 +225,7 @@ fn load(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let server_before_connect = server_sample();
+    let me_before_connect = sys::sample("self").unwrap_or_default();
 
     let shared = Arc::new(Shared::new(plan.clone()));
     let threads: Vec<_> = (0..workers)
@@ -248,8 +249,17 @@ fn load(
     let connect_wall = t0.elapsed();
     progress.tick(true);
 
-    let mut me_a = sys::sample("self").unwrap_or_default();
-    let mut sv_a = server_sample();
+    // CPU is counted over the part of the run that is measured: the storm itself for
+    // `connect`, the hold for `idle` (memory from before the first connection), the sending
+    // window plus drain for `broadcast`/`echo` (sampled again below).
+    let (mut me_a, mut sv_a) = match mode {
+        Mode::Connect => (me_before_connect, server_before_connect),
+        Mode::Idle => (
+            sys::sample("self").unwrap_or_default(),
+            server_before_connect,
+        ),
+        _ => (me_before_connect, server_before_connect),
+    };
     let mut measured = Duration::ZERO;
     match mode {
         Mode::Connect => {}
@@ -259,7 +269,6 @@ fn load(
                 progress.tick(false);
                 std::thread::sleep(Duration::from_millis(100));
             }
-            sv_a = server_before_connect;
         }
         Mode::Broadcast | Mode::Echo => {
             let start = shared.now_ns() + 50_000_000;

@@ -259,6 +259,8 @@ struct Reader {
     ending_since: Instant,
     last_rx: Instant,
     last_ping: Instant,
+    /// When the timer next checks `last_rx` against the idle timeout.
+    idle_check_at: Instant,
 }
 
 enum Wake<B> {
@@ -282,6 +284,7 @@ impl Reader {
             ending_since: now,
             last_rx: now,
             last_ping: now,
+            idle_check_at: now,
         }
     }
 
@@ -407,9 +410,9 @@ impl Reader {
         let opts = &self.worker.shared.opts;
         let mut t = match self.phase {
             Phase::Upgrading { .. } => self.accepted + opts.handshake_timeout,
-            Phase::Open { .. } => {
-                (self.last_ping + opts.heartbeat).min(self.last_rx + opts.idle_timeout)
-            }
+            // Not `last_rx + idle_timeout`: that moves with every message and would re-arm the
+            // timer each time. The idle check runs when the timer fires (see `on_timer`).
+            Phase::Open { .. } => (self.last_ping + opts.heartbeat).min(self.idle_check_at),
             // Bounded time for the writer to flush the last frames to a peer that may not read.
             Phase::Ending => return self.ending_since + opts.close_timeout,
         };
@@ -449,13 +452,20 @@ impl Reader {
                 conn.broken.set(true);
             }
             Phase::Open { .. } => {
-                if now >= self.last_rx + opts.idle_timeout {
-                    let reason = format!(
-                        "idle: nothing received for {} s",
-                        opts.idle_timeout.as_secs()
-                    );
-                    conn.close(CloseCode::GOING_AWAY, &reason, false, opts.close_timeout);
-                } else if now >= self.last_ping + opts.heartbeat {
+                if now >= self.idle_check_at {
+                    // Next look at the idle clock: when it would run out at the earliest.
+                    self.idle_check_at = self.last_rx + opts.idle_timeout;
+                    if now >= self.idle_check_at {
+                        self.idle_check_at = now + opts.idle_timeout;
+                        let reason = format!(
+                            "idle: nothing received for {} s",
+                            opts.idle_timeout.as_secs()
+                        );
+                        conn.close(CloseCode::GOING_AWAY, &reason, false, opts.close_timeout);
+                        return;
+                    }
+                }
+                if now >= self.last_ping + opts.heartbeat {
                     self.last_ping = now;
                     conn.send_control(server_frame(OpCode::Ping, PING_PAYLOAD));
                 }
@@ -563,6 +573,7 @@ impl Reader {
         };
         self.last_rx = now;
         self.last_ping = now;
+        self.idle_check_at = now + opts.idle_timeout;
         // Frames the client sent right behind its request.
         self.decode(&head[used..], now)
     }
