@@ -83,6 +83,7 @@ pub fn plot(runs: &[PathBuf], out: &Path) -> Result<(), PlotError> {
                 format!("{}%", trim(p))
             }
         })
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 16))
         .draw()
         .map_err(draw_err)?;
