@@ -180,7 +180,8 @@ fn load(
     rooms: usize,
     hold: Duration,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let (soft, hard) = sys::raise_nofile();
+    let (soft, hard) = ringcast::server::check::raise_nofile_limit();
+    let (soft, hard) = (soft.unwrap_or(u64::MAX), hard.unwrap_or(u64::MAX));
     let needed = conn.clients as u64 + 64;
     if soft < needed {
         eprintln!(

@@ -21,6 +21,8 @@ use compio::driver::ProactorBuilder;
 use compio::runtime::RuntimeBuilder;
 use hdrhistogram::Histogram;
 
+use ringcast::server::notify::yield_now;
+
 use crate::client::{Client, Target};
 use crate::payload::{self, DecodeError, Seen, SeqTracker, Stamp};
 
@@ -326,20 +328,6 @@ pub fn worker(index: usize, shared: Arc<Shared>) -> WorkerResult {
     let r = std::mem::replace(&mut *result.borrow_mut(), WorkerResult::new());
     drop(rt);
     r
-}
-
-/// Lets every other ready task on this worker run once.
-async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if std::mem::replace(&mut yielded, true) {
-            std::task::Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }
 
 async fn wait_until(cond: impl Fn() -> bool) {

@@ -1,5 +1,5 @@
-//! Facts about processes and the machine: CPU time and memory from /proc, the fd limit, the
-//! machine description that goes into every result file.
+//! Facts about processes and the machine: CPU time and memory from /proc, and the machine
+//! description that goes into every result file.
 
 use std::time::Duration;
 
@@ -35,19 +35,6 @@ pub fn sample(pid: &str) -> Option<ProcSample> {
         rss_kib: kib("VmRSS:"),
         hwm_kib: kib("VmHWM:"),
     })
-}
-
-/// Raises the soft fd limit to the hard limit; returns (soft, hard).
-pub fn raise_nofile() -> (u64, u64) {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut lim = getrlimit(Resource::Nofile);
-    lim.current = lim.maximum;
-    let _ = setrlimit(Resource::Nofile, lim);
-    let now = getrlimit(Resource::Nofile);
-    (
-        now.current.unwrap_or(u64::MAX),
-        now.maximum.unwrap_or(u64::MAX),
-    )
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -31,7 +31,7 @@ use compio::net::TcpStream;
 use futures_util::Stream;
 use tracing::{debug, info};
 
-use super::notify::Notify;
+use super::notify::{Notify, yield_now};
 use super::options::RecvMode;
 use super::outbound::{Offer, Outbound};
 use super::rate::TokenBucket;
@@ -681,20 +681,6 @@ impl Reader {
         }
         ControlFlow::Continue(())
     }
-}
-
-/// Lets every other ready task on this worker run once.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
 }
 
 /// A chunk of received bytes: a buffer-ring entry (returned to the ring on drop) or the

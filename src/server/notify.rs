@@ -1,6 +1,7 @@
-//! A single-thread, single-waiter wake-up flag: one task waits, any code on the same worker
-//! thread wakes it. Wakes that arrive while nobody waits are remembered (one bit), so a wake is
-//! never lost between "checked the queue" and "went to sleep".
+//! Task wake-ups on one worker thread: [`Notify`], a single-waiter wake-up flag (one task
+//! waits, any code on the same thread wakes it; a wake that arrives while nobody waits is
+//! remembered, so it is never lost between "checked the queue" and "went to sleep"), and
+//! [`yield_now`], which lets the other ready tasks run.
 
 use std::cell::Cell;
 use std::future::poll_fn;
@@ -32,4 +33,18 @@ impl Notify {
         })
         .await
     }
+}
+
+/// Lets every other ready task on this thread's runtime run once.
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
 }
