@@ -111,3 +111,75 @@ fn check_reports_the_host() {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
 }
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = ringcast()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--plaintext",
+            "--shutdown-timeout",
+            "60s",
+            "--log-format",
+            "json",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let port = loop {
+        line.clear();
+        assert!(
+            log.read_line(&mut line).unwrap() > 0,
+            "server exited before serving"
+        );
+        if let Some(at) = line.find("ws://127.0.0.1:") {
+            let digits: String = line[at + 15..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            break digits.parse::<u16>().unwrap();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = log.read_to_end(&mut sink);
+    });
+    // A client that upgrades and then never answers the server's Close.
+    let mut deaf = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let req = "GET /deaf HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    deaf.write_all(req.as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    deaf.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first signal waits for the client (up to 60 s)"
+    );
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "still running after the second signal"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the second signal exits at once, with status 1"
+    );
+}

@@ -156,3 +156,31 @@ async fn graceful_shutdown_sends_1001_and_waits_for_clients() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn shutdown_is_bounded_when_a_client_never_answers_the_close() {
+    let mut srv = start(&["--shutdown-timeout", "500ms"]);
+    let mut raw = srv.raw().await;
+    raw.upgrade("/deaf").await;
+    let handle = srv.handle.take().unwrap();
+    let t = Instant::now();
+    let join = std::thread::spawn(move || {
+        handle.shutdown();
+        handle.join();
+    });
+    // The raw client reads the Close 1001 but never answers it.
+    let (code, _) = raw.close_frame().await;
+    assert_eq!(code, 1001);
+    tokio::task::spawn_blocking(move || join.join().unwrap())
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(4),
+        "took {took:?}"
+    );
+    assert!(
+        raw.event().await.is_none(),
+        "the server closed the connection"
+    );
+}

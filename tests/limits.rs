@@ -103,3 +103,35 @@ async fn a_client_that_stops_reading_is_closed_as_a_slow_consumer() {
     }
     assert_eq!(stats.slow_consumers.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test]
+async fn rooms_over_the_limit_get_503_and_a_freed_room_is_reusable() {
+    let srv = start(&["--max-rooms", "2"]);
+    let a = srv.ws("/one").await;
+    let _b = srv.ws("/two").await;
+    match srv.try_ws("/three").await {
+        Err(tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+            let body =
+                String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+            assert!(body.contains("already has 2 rooms"), "{body}");
+        }
+        other => panic!("expected HTTP 503, got {:?}", other.map(|_| ())),
+    }
+    // An existing room still takes members; when its last member leaves, the slot is free.
+    let _a2 = srv.ws("/one").await;
+    drop(a);
+    drop(_a2);
+    let mut third = None;
+    for _ in 0..50 {
+        if let Ok(ws) = srv.try_ws("/three").await {
+            third = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        third.is_some(),
+        "room slot not freed after its members left"
+    );
+}

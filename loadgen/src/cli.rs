@@ -52,7 +52,7 @@ pub struct Conn {
     pub insecure: bool,
     /// Loopback source addresses to spread clients over, e.g. 127.0.0.2-127.0.0.9 (about 28k ports each).
     #[arg(long, value_parser = parse_ip_range)]
-    pub source_ips: Option<Vec<IpAddr>>,
+    pub source_ips: Option<SourceIps>,
     /// Worker threads [default: available cores].
     #[arg(long)]
     pub workers: Option<usize>,
@@ -127,8 +127,13 @@ pub struct Idle {
     pub hold: Duration,
 }
 
+/// Source addresses for client sockets (one flag value is a whole range, hence the newtype:
+/// clap reads a bare `Vec` as "the flag given several times").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceIps(pub Vec<IpAddr>);
+
 /// `127.0.0.2-127.0.0.9` or `127.0.0.2` (IPv4 ranges only).
-pub fn parse_ip_range(s: &str) -> Result<Vec<IpAddr>, String> {
+pub fn parse_ip_range(s: &str) -> Result<SourceIps, String> {
     let (a, b) = s.split_once('-').unwrap_or((s, s));
     let a: std::net::Ipv4Addr = a
         .trim()
@@ -144,9 +149,11 @@ pub fn parse_ip_range(s: &str) -> Result<Vec<IpAddr>, String> {
             "{s:?}: give a range of at most 4096 addresses, low-high"
         ));
     }
-    Ok((a..=b)
-        .map(|x| IpAddr::from(std::net::Ipv4Addr::from(x)))
-        .collect())
+    Ok(SourceIps(
+        (a..=b)
+            .map(|x| IpAddr::from(std::net::Ipv4Addr::from(x)))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -155,8 +162,8 @@ mod tests {
 
     #[test]
     fn ip_ranges() {
-        assert_eq!(parse_ip_range("127.0.0.2-127.0.0.4").unwrap().len(), 3);
-        assert_eq!(parse_ip_range("127.0.0.2").unwrap().len(), 1);
+        assert_eq!(parse_ip_range("127.0.0.2-127.0.0.4").unwrap().0.len(), 3);
+        assert_eq!(parse_ip_range("127.0.0.2").unwrap().0.len(), 1);
         assert!(parse_ip_range("127.0.0.9-127.0.0.2").is_err());
         assert!(parse_ip_range("nope").is_err());
     }

@@ -215,7 +215,7 @@ fn load(
         drain: t.drain,
         connect_rate: conn.connect_rate,
         connect_concurrency: conn.connect_concurrency.max(1),
-        source_ips: conn.source_ips.clone().unwrap_or_default(),
+        source_ips: conn.source_ips.clone().map(|s| s.0).unwrap_or_default(),
         workers,
         send_queue_cap: 4 << 20,
         fault_skip_every: t.fault_skip_every,

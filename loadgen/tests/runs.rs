@@ -265,3 +265,26 @@ fn compare_and_plot_work_on_committed_samples() {
     assert!(bytes.len() > 10_000, "a real picture, not an empty canvas");
     std::fs::remove_file(png).unwrap();
 }
+
+#[test]
+fn clients_spread_over_source_addresses() {
+    let srv = server("src");
+    let out = srv.dir.join("src");
+    let mut args = vec!["connect".to_string()];
+    args.extend(common(&srv, &out, "40"));
+    args.extend(["--source-ips", "127.0.0.2-127.0.0.5"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, log) = loadgen(&args);
+    assert!(ok, "{log}");
+    assert_eq!(summary(&out)["counts"]["connected"], 40);
+    assert_eq!(summary(&out)["params"]["source_ips"], 4);
+    // A source address that is not local fails with a reason, not a hang.
+    let bad = srv.dir.join("bad");
+    let mut args = vec!["connect".to_string()];
+    args.extend(common(&srv, &bad, "3"));
+    args.extend(["--source-ips", "192.0.2.1"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, log) = loadgen(&args);
+    assert!(!ok);
+    assert!(log.contains("tcp:") && log.contains("×3"), "{log}");
+}
