@@ -135,3 +135,69 @@ async fn rooms_over_the_limit_get_503_and_a_freed_room_is_reusable() {
         "room slot not freed after its members left"
     );
 }
+
+#[tokio::test]
+async fn a_ping_flood_that_never_reads_its_pongs_is_cut_off() {
+    let srv = start(&[
+        "--max-message-size",
+        "1KiB",
+        "--max-backlog",
+        "64KiB",
+        "--close-timeout",
+        "500ms",
+    ]);
+    let mut raw = srv.raw().await;
+    raw.upgrade("/pings").await;
+    let stats = srv.handle().stats();
+    // 125-byte Pings, written as fast as TCP takes them, Pongs never read: the server's queue
+    // for this client would grow without end if Pongs were not counted against the backlog.
+    let mut ping = Vec::new();
+    for _ in 0..256 {
+        ringcast::proto::encode::write_client_frame(
+            &mut ping,
+            true,
+            ringcast::proto::OpCode::Ping,
+            &[b'p'; 125],
+            [1, 2, 3, 4],
+        );
+    }
+    let t = std::time::Instant::now();
+    while stats.slow_consumers.load(Ordering::Relaxed) == 0 && t.elapsed() < Duration::from_secs(20)
+    {
+        if tokio::time::timeout(Duration::from_millis(200), raw.send(&ping))
+            .await
+            .is_err()
+        {
+            // Our own send buffer is full: the server stopped reading us, or closed. Look again.
+            continue;
+        }
+    }
+    assert_eq!(
+        stats.slow_consumers.load(Ordering::Relaxed),
+        1,
+        "the flood was not cut off"
+    );
+}
+
+#[tokio::test]
+async fn pings_count_against_the_rate_limit() {
+    let srv = start(&["--rate-limit", "5"]);
+    let mut raw = srv.raw().await;
+    raw.upgrade("/rp").await;
+    for _ in 0..6 {
+        raw.frame(true, ringcast::proto::OpCode::Ping, b"hi").await;
+    }
+    let mut pongs = 0;
+    let (code, reason) = loop {
+        match raw.event().await {
+            Some(ringcast::proto::Event::Pong(_)) => pongs += 1,
+            Some(ev @ ringcast::proto::Event::Close(_)) => {
+                let b = ev.close_body().unwrap();
+                break (b.code.0, b.reason.to_owned());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!((pongs, code), (5, 1008));
+    assert!(reason.contains("rate limit"), "{reason}");
+}

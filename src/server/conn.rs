@@ -71,9 +71,10 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Queues a data frame; a connection past its backlog limit is closed as a slow consumer.
-    pub fn send_data(&self, worker: &Worker, frame: Bytes) {
-        let offer = self.out.borrow_mut().offer_data(frame);
+    /// Queues a frame (data, Pong, Ping); a connection past its backlog limit is closed as a
+    /// slow consumer with 1008.
+    pub fn send(&self, worker: &Worker, frame: Bytes) {
+        let offer = self.out.borrow_mut().offer(frame);
         match offer {
             Offer::Queued => self.wake_writer.notify(),
             Offer::Closing => {}
@@ -95,8 +96,9 @@ impl Conn {
         }
     }
 
-    fn send_control(&self, frame: Bytes) {
-        self.out.borrow_mut().push_control(frame);
+    /// Queues the answer to the upgrade request (101 or an HTTP error).
+    fn send_handshake(&self, answer: Vec<u8>) {
+        self.out.borrow_mut().push_handshake(Bytes::from(answer));
         self.wake_writer.notify();
     }
 
@@ -467,7 +469,7 @@ impl Reader {
                 }
                 if now >= self.last_ping + opts.heartbeat {
                     self.last_ping = now;
-                    conn.send_control(server_frame(OpCode::Ping, PING_PAYLOAD));
+                    conn.send(&self.worker, server_frame(OpCode::Ping, PING_PAYLOAD));
                 }
             }
             _ => {}
@@ -556,10 +558,8 @@ impl Reader {
                 return self.refuse(error_response(Status::SERVICE_UNAVAILABLE, &e.to_string()));
             }
         }
-        self.conn.send_control(Bytes::from(switching_protocols(
-            &request.accept_key(),
-            None,
-        )));
+        self.conn
+            .send_handshake(switching_protocols(&request.accept_key(), None));
         debug!(conn = self.conn.id, room, "upgraded");
         let opts = &shared.opts;
         let decoder = Decoder::new(DecoderConfig {
@@ -584,7 +584,7 @@ impl Reader {
             .stats
             .handshakes_refused
             .fetch_add(1, Ordering::Relaxed);
-        self.conn.send_control(Bytes::from(response));
+        self.conn.send_handshake(response);
         self.end();
         ControlFlow::Break(())
     }
@@ -615,37 +615,47 @@ impl Reader {
         }
     }
 
+    /// One message's worth of the rate limit. Past it: Close 1008, and false (the message or
+    /// Ping is not acted on; reading goes on, for the peer's Close).
+    fn take_token(&mut self, now: Instant) -> bool {
+        let Phase::Open {
+            bucket: Some(b), ..
+        } = &mut self.phase
+        else {
+            return true;
+        };
+        if b.try_take(now) {
+            return true;
+        }
+        let opts = &self.worker.shared.opts;
+        self.worker
+            .shared
+            .stats
+            .rate_limited
+            .fetch_add(1, Ordering::Relaxed);
+        let reason = format!(
+            "rate limit: more than {} messages per minute",
+            opts.rate_limit
+        );
+        info!(conn = self.conn.id, peer = %self.conn.peer, "{reason}: closing with 1008");
+        self.conn.close(
+            CloseCode::POLICY_VIOLATION,
+            &reason,
+            false,
+            opts.close_timeout,
+        );
+        false
+    }
+
     fn on_event(&mut self, event: Event, now: Instant) -> ControlFlow<()> {
-        let conn = &self.conn;
+        let conn = self.conn.clone();
         let closing = conn.out.borrow().close_queued();
         match event {
             Event::Message(m) => {
                 if closing {
                     return ControlFlow::Continue(());
                 }
-                let Phase::Open { bucket, .. } = &mut self.phase else {
-                    unreachable!()
-                };
-                if let Some(b) = bucket
-                    && !b.try_take(now)
-                {
-                    let opts = &self.worker.shared.opts;
-                    self.worker
-                        .shared
-                        .stats
-                        .rate_limited
-                        .fetch_add(1, Ordering::Relaxed);
-                    let reason = format!(
-                        "rate limit: more than {} messages per minute",
-                        opts.rate_limit
-                    );
-                    info!(conn = conn.id, peer = %conn.peer, "{reason}: closing with 1008");
-                    conn.close(
-                        CloseCode::POLICY_VIOLATION,
-                        &reason,
-                        false,
-                        opts.close_timeout,
-                    );
+                if !self.take_token(now) {
                     return ControlFlow::Continue(());
                 }
                 self.worker
@@ -661,8 +671,9 @@ impl Reader {
                 self.worker.publish(room, m.into_server_frame());
             }
             Event::Ping(p) => {
-                if !closing {
-                    conn.send_control(server_frame(OpCode::Pong, p.as_bytes()));
+                // A Pong costs like a message: Pings count against the rate limit too.
+                if !closing && self.take_token(now) {
+                    conn.send(&self.worker, server_frame(OpCode::Pong, p.as_bytes()));
                 }
             }
             Event::Pong(_) => {}

@@ -47,7 +47,7 @@ pub struct ServerOptions {
     /// Largest single frame [default: --max-message-size].
     #[arg(long, value_parser = parse_size)]
     pub max_frame_size: Option<u64>,
-    /// Messages a connection may send per minute (token bucket); more are closed with 1008. 0: off.
+    /// Messages (and Pings) a connection may send per minute (token bucket); more: Close 1008. 0: off.
     #[arg(long, default_value_t = 100)]
     pub rate_limit: u32,
     /// Bytes queued for one connection before it counts as a slow consumer and is closed with 1008.

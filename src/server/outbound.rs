@@ -1,15 +1,16 @@
 //! A connection's outbound queue: shared frames waiting for the next flush, bounded in bytes.
 //!
-//! Data frames count against `max_backlog` (queued bytes plus the send in flight); passing it
-//! makes the connection a slow consumer, which the caller closes with 1008 — the queue never
-//! grows past the limit. Control frames (Pong, Close) and handshake answers are small and
-//! always queued. After a Close frame nothing else is queued (RFC 6455 §5.5.1).
+//! Frames — data, Pong, Ping — count against `max_backlog` (queued bytes plus the send in
+//! flight); passing it makes the connection a slow consumer, which the caller closes with
+//! 1008, so the queue never grows past the limit (a client that floods Pings and never reads
+//! is one). Only the handshake answer and the final Close bypass the limit: each happens once.
+//! After a Close frame nothing else is queued (RFC 6455 §5.5.1).
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-/// What happened to a data frame offered to the queue.
+/// What happened to a frame offered to the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
     Queued,
@@ -43,7 +44,7 @@ impl Outbound {
         }
     }
 
-    pub fn offer_data(&mut self, frame: Bytes) -> Offer {
+    pub fn offer(&mut self, frame: Bytes) -> Offer {
         if self.close_queued {
             return Offer::Closing;
         }
@@ -54,8 +55,8 @@ impl Outbound {
         Offer::Queued
     }
 
-    /// Queues a control frame or a handshake answer (not counted against the backlog limit).
-    pub fn push_control(&mut self, frame: Bytes) {
+    /// Queues the handshake answer (101 or an HTTP error): once per connection, not limited.
+    pub fn push_handshake(&mut self, frame: Bytes) {
         if !self.close_queued {
             self.push(frame);
         }
@@ -124,31 +125,32 @@ mod tests {
     #[test]
     fn backlog_limit_counts_queued_and_in_flight_bytes() {
         let mut o = Outbound::new(100);
-        assert_eq!(o.offer_data(frame(60)), Offer::Queued);
-        assert_eq!(o.offer_data(frame(41)), Offer::Overflow);
-        assert_eq!(o.offer_data(frame(40)), Offer::Queued);
+        assert_eq!(o.offer(frame(60)), Offer::Queued);
+        assert_eq!(o.offer(frame(41)), Offer::Overflow);
+        assert_eq!(o.offer(frame(40)), Offer::Queued);
         let mut batch = Vec::new();
         o.drain_into(&mut batch);
         assert_eq!(batch.len(), 2);
         o.set_in_flight(100);
         assert_eq!(
-            o.offer_data(frame(1)),
+            o.offer(frame(1)),
             Offer::Overflow,
             "the send in flight still counts"
         );
         o.set_in_flight(0);
-        assert_eq!(o.offer_data(frame(1)), Offer::Queued);
+        assert_eq!(o.offer(frame(1)), Offer::Queued);
     }
 
     #[test]
-    fn control_frames_bypass_the_limit_but_not_a_close() {
+    fn the_handshake_and_the_close_bypass_the_limit_once() {
         let mut o = Outbound::new(10);
-        o.push_control(frame(50));
+        o.push_handshake(frame(50));
         assert_eq!(o.backlog(), 50);
+        assert_eq!(o.offer(frame(3)), Offer::Overflow, "pongs count like data");
         assert!(o.push_close(frame(4), false));
         assert!(!o.push_close(frame(4), false), "one close only");
-        o.push_control(frame(3));
-        assert_eq!(o.offer_data(frame(1)), Offer::Closing);
+        o.push_handshake(frame(3));
+        assert_eq!(o.offer(frame(1)), Offer::Closing);
         let mut batch = Vec::new();
         o.drain_into(&mut batch);
         assert_eq!(batch.iter().map(|b| b.len()).collect::<Vec<_>>(), [50, 4]);
@@ -157,7 +159,7 @@ mod tests {
     #[test]
     fn slow_consumer_close_discards_pending_data() {
         let mut o = Outbound::new(100);
-        o.offer_data(frame(90));
+        o.offer(frame(90));
         assert!(o.push_close(frame(4), true));
         assert_eq!(o.backlog(), 4);
     }

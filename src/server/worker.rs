@@ -81,7 +81,7 @@ impl Worker {
         let conns = self.conns.borrow();
         for (_, &id) in room.members.iter() {
             if let Some(c) = conns.get(id) {
-                c.send_data(self, frame.clone());
+                c.send(self, frame.clone());
             }
         }
     }
