@@ -87,6 +87,11 @@ impl TestServer {
         self.handle.as_ref().expect("running")
     }
 
+    /// The dev certificate the server made (what clients trust).
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.join("dev-cert.pem")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("wss://127.0.0.1:{}{path}", self.port)
     }
@@ -111,13 +116,15 @@ impl TestServer {
 
     /// A raw TLS connection (no WebSocket handshake yet).
     pub async fn raw(&self) -> Raw {
+        self.raw_with(self.tls.clone()).await
+    }
+
+    /// A raw TLS connection made with the given client configuration.
+    pub async fn raw_with(&self, tls: Arc<rustls::ClientConfig>) -> Raw {
         let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
         tcp.set_nodelay(true).unwrap();
         let name = ServerName::try_from("localhost").unwrap();
-        let tls = TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await
-            .unwrap();
+        let tls = TlsConnector::from(tls).connect(name, tcp).await.unwrap();
         Raw {
             tls,
             buf: Vec::new(),

@@ -1,0 +1,78 @@
+//! TLS: 1.2 and 1.3 both serve WebSocket; ALPN offers http/1.1; a client that does not trust
+//! the certificate is refused by its own TLS stack, not by a server crash.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use ringcast::proto::{Event, OpCode};
+
+fn config(
+    srv: &TestServer,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
+    let roots = {
+        // Same trust as the harness, rebuilt for the chosen versions.
+        let pem = std::fs::read(srv.cert_path()).unwrap();
+        let mut r = rustls::RootCertStore::empty();
+        r.add(rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap())
+            .unwrap();
+        r
+    };
+    let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(c)
+}
+
+#[tokio::test]
+async fn tls12_and_tls13_both_carry_websocket_with_alpn_http11() {
+    let srv = start(&[]);
+    for (versions, want) in [
+        (
+            &[&rustls::version::TLS12][..],
+            rustls::ProtocolVersion::TLSv1_2,
+        ),
+        (
+            &[&rustls::version::TLS13][..],
+            rustls::ProtocolVersion::TLSv1_3,
+        ),
+    ] {
+        let mut raw = srv.raw_with(config(&srv, versions, &[b"http/1.1"])).await;
+        let (_, session) = raw.tls.get_ref();
+        assert_eq!(session.protocol_version(), Some(want));
+        assert_eq!(session.alpn_protocol(), Some(&b"http/1.1"[..]));
+        raw.upgrade("/tls").await;
+        raw.frame(true, OpCode::Text, b"over tls").await;
+        let Some(Event::Message(m)) = raw.event().await else {
+            panic!("echo")
+        };
+        assert_eq!(m.text(), Some("over tls"), "{want:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_offering_only_another_alpn_protocol_is_refused() {
+    let srv = start(&[]);
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", srv.port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let res = tokio_rustls::TlsConnector::from(config(&srv, &[&rustls::version::TLS13], &[b"h2"]))
+        .connect(name, tcp)
+        .await;
+    assert!(
+        res.is_err(),
+        "rustls servers refuse a handshake with no ALPN protocol in common"
+    );
+    // The server keeps serving.
+    let mut raw = srv.raw().await;
+    raw.upgrade("/tls").await;
+}
