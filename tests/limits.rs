@@ -201,3 +201,38 @@ async fn pings_count_against_the_rate_limit() {
     assert_eq!((pongs, code), (5, 1008));
     assert!(reason.contains("rate limit"), "{reason}");
 }
+
+#[tokio::test]
+async fn far_over_the_connection_limit_sockets_are_closed_without_tls() {
+    use tokio::io::AsyncReadExt;
+    let srv = start(&["--max-connections", "1", "--handshake-timeout", "5s"]);
+    let _member = srv.ws("/full").await;
+    // 1 allowed + 64 answered with 503 (after TLS); the rest are closed at accept.
+    let mut socks = Vec::new();
+    for _ in 0..80 {
+        socks.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", srv.port))
+                .await
+                .unwrap(),
+        );
+    }
+    let stats = srv.handle().stats();
+    let t = std::time::Instant::now();
+    while stats.dropped_full.load(Ordering::Relaxed) < 16 && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        stats.dropped_full.load(Ordering::Relaxed),
+        16,
+        "80 - 64 headroom"
+    );
+    // A dropped socket sees EOF at once, without a byte of TLS.
+    let mut eof = 0;
+    for s in socks.iter_mut() {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(20), s.read(&mut b)).await {
+            eof += 1;
+        }
+    }
+    assert_eq!(eof, 16);
+}

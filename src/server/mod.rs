@@ -67,7 +67,10 @@ pub enum StartError {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub accepted: AtomicU64,
+    /// Answered with HTTP 503: over --max-connections.
     pub rejected_full: AtomicU64,
+    /// Closed at accept without TLS: far over --max-connections (see `worker::reject_headroom`).
+    pub dropped_full: AtomicU64,
     pub handshakes_refused: AtomicU64,
     pub handshake_timeouts: AtomicU64,
     pub tls_errors: AtomicU64,

@@ -38,7 +38,7 @@ pub struct ServerOptions {
     /// Serve ws:// without TLS (behind a TLS-terminating proxy only).
     #[arg(long, conflicts_with_all = ["cert", "key"])]
     pub plaintext: bool,
-    /// Most connections open at once; more are answered with HTTP 503.
+    /// Most connections open at once; more get HTTP 503 (up to 10 % more, at least 64), beyond that they are closed at once.
     #[arg(long, default_value_t = 100_000)]
     pub max_connections: usize,
     /// Largest message (all fragments together); larger ones are closed with 1009. Units: KiB, MiB.

@@ -139,9 +139,16 @@ impl Worker {
             };
             let _ = stream.set_nodelay(true);
             shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            let max = shared.opts.max_connections;
+            let open = shared.connections.load(Ordering::Acquire);
+            if open >= max + reject_headroom(max) {
+                // Far over the limit: answering 503 would cost a TLS handshake each. Drop.
+                shared.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let open = shared.connections.fetch_add(1, Ordering::AcqRel);
             shared.worker_connections[self.index].fetch_add(1, Ordering::AcqRel);
-            let reject = (open >= shared.opts.max_connections).then(|| {
+            let reject = (open >= max).then(|| {
                 shared.stats.rejected_full.fetch_add(1, Ordering::Relaxed);
                 Status::SERVICE_UNAVAILABLE
             });
@@ -177,6 +184,12 @@ impl Worker {
             );
         }
     }
+}
+
+/// Connections past `--max-connections` still answered with a 503 (they cost a TLS handshake
+/// each); beyond this many more, new connections are closed at once.
+pub fn reject_headroom(max_connections: usize) -> usize {
+    (max_connections / 10).max(64)
 }
 
 /// Decides how connections read, given the driver and the kernel.
