@@ -68,6 +68,8 @@ pub struct Conn {
     writer_done: Cell<bool>,
     /// The socket failed; stop everything.
     broken: Cell<bool>,
+    /// The close code of the closing handshake and whether the server started it (for the log).
+    closed_with: Cell<Option<(u16, bool)>>,
 }
 
 impl Conn {
@@ -110,6 +112,7 @@ impl Conn {
             ControlPayload::close(code, reason).as_bytes(),
         );
         if self.out.borrow_mut().push_close(frame, discard_pending) {
+            self.closed_with.set(Some((code.0, true)));
             self.close_deadline.set(Some(Instant::now() + wait));
             self.wake_writer.notify();
             self.wake_reader.notify();
@@ -147,6 +150,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
         close_notify_sent: Cell::new(false),
         writer_done: Cell::new(false),
         broken: Cell::new(false),
+        closed_with: Cell::new(None),
     });
     assert_eq!(worker.conns.borrow_mut().insert(conn.clone()), id);
     debug!(conn = id, %peer, "connection accepted");
@@ -165,7 +169,15 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
     }
     worker.conns.borrow_mut().remove(id);
     release(&worker);
-    debug!(conn = id, %peer, "connection closed");
+    match conn.closed_with.get() {
+        Some((code, by_server)) => {
+            let by = if by_server { "server" } else { "client" };
+            debug!(conn = id, %peer, code, by, secs = reader.accepted.elapsed().as_secs(), "connection closed");
+        }
+        None => {
+            debug!(conn = id, %peer, secs = reader.accepted.elapsed().as_secs(), "connection closed without a close handshake (1006)")
+        }
+    }
 }
 
 /// Gives back the connection slot counted at accept.
@@ -351,12 +363,7 @@ impl Reader {
                     conn.broken.set(true);
                 }
                 Wake::Read(None) => {
-                    if !matches!(self.phase, Phase::Ending) {
-                        debug!(
-                            conn = conn.id,
-                            "peer closed TCP without a close handshake (1006)"
-                        );
-                    }
+                    // (Logged when the connection ends: with or without a close handshake.)
                     self.end();
                     break;
                 }
@@ -686,6 +693,7 @@ impl Reader {
                 let code = event.close_body().map_or(CloseCode::NORMAL, |b| b.code);
                 let frame = server_frame(OpCode::Close, &code.0.to_be_bytes());
                 conn.out.borrow_mut().push_close(frame, false);
+                conn.closed_with.set(Some((code.0, false)));
                 self.end();
                 return ControlFlow::Break(());
             }

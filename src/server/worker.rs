@@ -192,16 +192,24 @@ pub fn reject_headroom(max_connections: usize) -> usize {
     (max_connections / 10).max(64)
 }
 
-/// Decides how connections read, given the driver and the kernel.
+/// Decides how connections read, given the driver and the kernel. A fallback from multishot
+/// is logged once per process, not once per worker.
 fn resolve_recv_mode(asked: RecvMode, driver: DriverType, kernel: Option<(u32, u32)>) -> RecvMode {
+    static LOGGED: std::sync::Once = std::sync::Once::new();
     let multishot_ok = driver == DriverType::IoUring && kernel.is_some_and(|k| k >= (6, 0));
     match asked {
         RecvMode::Auto | RecvMode::Multishot if multishot_ok => RecvMode::Multishot,
-        RecvMode::Multishot => {
-            warn!("multishot recv needs io_uring on Linux 6.0+: falling back to single reads");
+        RecvMode::Auto | RecvMode::Multishot => {
+            LOGGED.call_once(|| {
+                warn!(
+                    ?driver,
+                    ?kernel,
+                    "multishot recv into a buffer ring needs io_uring on Linux 6.0+: using single-shot reads"
+                )
+            });
             RecvMode::Single
         }
-        _ => RecvMode::Single,
+        RecvMode::Single => RecvMode::Single,
     }
 }
 
