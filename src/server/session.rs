@@ -126,26 +126,10 @@ impl Session {
         matches!(self, Self::Tls(c) if c.wants_write())
     }
 
-    pub fn is_handshaking(&self) -> bool {
-        matches!(self, Self::Tls(c) if c.is_handshaking())
-    }
-
     /// Queues a TLS close_notify (flushed by the next [`Session::write`]).
     pub fn send_close_notify(&mut self) {
         if let Self::Tls(c) = self {
             c.send_close_notify();
-        }
-    }
-
-    /// The protocol version in use, for logs.
-    pub fn describe(&self) -> &'static str {
-        match self {
-            Self::Plain => "plain",
-            Self::Tls(c) => match c.protocol_version() {
-                Some(rustls::ProtocolVersion::TLSv1_3) => "TLS1.3",
-                Some(rustls::ProtocolVersion::TLSv1_2) => "TLS1.2",
-                _ => "TLS",
-            },
         }
     }
 }
