@@ -183,3 +183,46 @@ fn a_second_signal_exits_at_once() {
         "the second signal exits at once, with status 1"
     );
 }
+
+#[test]
+fn restarts_on_the_same_port_right_after_a_shutdown() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    for round in 0..5 {
+        let mut child = ringcast()
+            .args(["--listen", &addr, "--plaintext", "--log-format", "json"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut log = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = log.read_line(&mut line).unwrap();
+            assert!(n > 0, "round {round}: the server did not start: {line}");
+            if line.contains("serving ws://") {
+                break;
+            }
+        }
+        // One real connection, so there is socket state to tear down.
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        let req = "GET /r HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        c.write_all(req.as_bytes()).unwrap();
+        let mut head = [0u8; 12];
+        c.read_exact(&mut head).unwrap();
+        drop(c);
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "round {round}: {status:?}");
+    }
+}

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -20,12 +21,25 @@ fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Fails with `AddrInUse` if something already listens on `addr` (even a SO_REUSEPORT group).
+/// How long a taken port is retried before start-up fails: a server that just exited may hold
+/// its listening socket a few milliseconds longer while the kernel tears its io_uring down.
+const PROBE_RETRY: Duration = Duration::from_secs(2);
+
+/// Fails with `AddrInUse` if something listens on `addr` (even a SO_REUSEPORT group) for
+/// longer than [`PROBE_RETRY`].
 fn probe_free(addr: SocketAddr) -> io::Result<()> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // SO_REUSEADDR so sockets in TIME_WAIT from a previous run do not count as "in use".
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())
+    let deadline = Instant::now() + PROBE_RETRY;
+    loop {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        // SO_REUSEADDR so sockets in TIME_WAIT from a previous run do not count as "in use".
+        socket.set_reuse_address(true)?;
+        match socket.bind(&addr.into()) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// `n` listeners on `addr`; with port 0 they all share the port the first one got.

@@ -154,9 +154,15 @@ impl Worker {
             });
             compio::runtime::spawn(conn::run(self.clone(), stream, peer, reject)).detach();
         }
+        // Cancel the multishot accept and close the socket now, while the runtime still runs:
+        // left to the process exit, the kernel tears the io_uring down asynchronously and the
+        // LISTEN socket can outlive the process, so an immediate restart finds the port taken.
         drop(incoming);
-        drop(listener);
-        debug!(worker = self.index, "stopped accepting");
+        match compio::time::timeout(Duration::from_secs(1), listener.close()).await {
+            Ok(Ok(())) => debug!(worker = self.index, "stopped accepting, listener closed"),
+            Ok(Err(e)) => warn!(worker = self.index, "closing the listener: {e}"),
+            Err(_) => warn!(worker = self.index, "listener not closed within 1 s"),
+        }
     }
 
     /// Closes every connection with 1001 and waits (bounded) until they are gone.
