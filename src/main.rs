@@ -43,6 +43,18 @@ fn main() -> ExitCode {
         };
     }
 
+    // Before the server starts: a SIGTERM sent the moment we say "serving" must find the
+    // handler in place (signals that arrive early wait until the thread below reads them).
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot install signal handlers: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (soft, hard) = check::raise_nofile_limit();
     let opts = cli.server;
     let handle = match ServerHandle::start(opts.clone()) {
@@ -79,16 +91,6 @@ fn main() -> ExitCode {
     );
 
     let trigger = handle.shutdown_trigger();
-    let mut signals = match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("cannot install signal handlers: {e}");
-            return ExitCode::from(2);
-        }
-    };
     std::thread::spawn(move || {
         let mut seen = 0;
         for sig in signals.forever() {
