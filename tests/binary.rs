@@ -1,6 +1,10 @@
-//! The `ringcast` binary as users run it: start-up errors, `check`, SIGTERM.
+//! The `ringcast` binary as users run it: start-up errors, `check`, signals, restarts.
 
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 fn ringcast() -> Command {
@@ -11,43 +15,108 @@ fn temp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("ringcast-bin-{name}-{}", std::process::id()))
 }
 
-#[test]
-fn sigterm_shuts_down_gracefully_with_exit_0() {
-    let dir = temp("term");
+/// The binary, started with JSON logs, once it says it serves.
+struct Running {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+/// Starts `ringcast ARGS --log-format json` and waits for its "serving" line.
+fn serve(args: &[&str]) -> Running {
     let mut child = ringcast()
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--cert-dir",
-            dir.to_str().unwrap(),
-        ])
+        .args(args)
+        .args(["--log-format", "json"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until it serves (the dev certificate exists once TLS is set up).
-    let t = Instant::now();
-    while !dir.join("dev-cert.pem").exists() && t.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
+    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut line = String::new();
+    let port = loop {
+        line.clear();
         assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "still running 5 s after SIGTERM"
+            lines.read_line(&mut line).unwrap() > 0,
+            "exited before serving: {}",
+            log.lock().unwrap()
         );
-        std::thread::sleep(Duration::from_millis(20));
+        log.lock().unwrap().push_str(&line);
+        if let Some(at) = line.find("://127.0.0.1:") {
+            let digits: String = line[at + 13..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            break digits.parse::<u16>().unwrap();
+        }
     };
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    // Keep reading, so the server never blocks on a full pipe and the log is complete at exit.
+    let sink = log.clone();
+    let reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = lines.read_to_string(&mut rest);
+        sink.lock().unwrap().push_str(&rest);
+    });
+    Running {
+        child,
+        port,
+        log,
+        reader: Some(reader),
+    }
+}
+
+impl Running {
+    fn signal(&self) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for the exit (panics after `within`); returns the status and the whole log.
+    fn exit(&mut self, within: Duration) -> (ExitStatus, String) {
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(t.elapsed() < within, "still running after {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        (status, self.log.lock().unwrap().clone())
+    }
+
+    /// A plain-TCP WebSocket upgrade (for --plaintext servers); returns the open socket.
+    fn upgrade(&self, path: &str) -> TcpStream {
+        let mut c = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        c.write_all(req.as_bytes()).unwrap();
+        let mut head = [0u8; 12];
+        c.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 101");
+        c
+    }
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_with_exit_0() {
+    let dir = temp("term");
+    let mut server = serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--cert-dir",
+        dir.to_str().unwrap(),
+    ]);
+    server.signal();
+    let (status, log) = server.exit(Duration::from_secs(5));
     assert!(status.success(), "{status:?}\n{log}");
     assert!(
         log.contains("shutting down") && log.contains("bye"),
@@ -114,69 +183,23 @@ fn check_reports_the_host() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let mut child = ringcast()
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--plaintext",
-            "--shutdown-timeout",
-            "60s",
-            "--log-format",
-            "json",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let port = loop {
-        line.clear();
-        assert!(
-            log.read_line(&mut line).unwrap() > 0,
-            "server exited before serving"
-        );
-        if let Some(at) = line.find("ws://127.0.0.1:") {
-            let digits: String = line[at + 15..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            break digits.parse::<u16>().unwrap();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = log.read_to_end(&mut sink);
-    });
+    let mut server = serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--plaintext",
+        "--shutdown-timeout",
+        "60s",
+    ]);
     // A client that upgrades and then never answers the server's Close.
-    let mut deaf = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let req = "GET /deaf HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    deaf.write_all(req.as_bytes()).unwrap();
-    let mut head = [0u8; 12];
-    deaf.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 101");
-
-    let pid = rustix::process::Pid::from_child(&child);
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let _deaf = server.upgrade("/deaf");
+    server.signal();
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        child.try_wait().unwrap().is_none(),
+        server.is_running(),
         "the first signal waits for the client (up to 60 s)"
     );
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(3),
-            "still running after the second signal"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    server.signal();
+    let (status, _) = server.exit(Duration::from_secs(3));
     assert_eq!(
         status.code(),
         Some(1),
@@ -186,7 +209,6 @@ fn a_second_signal_exits_at_once() {
 
 #[test]
 fn restarts_on_the_same_port_right_after_a_shutdown() {
-    use std::io::{BufRead, BufReader, Read, Write};
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -194,35 +216,11 @@ fn restarts_on_the_same_port_right_after_a_shutdown() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     for round in 0..5 {
-        let mut child = ringcast()
-            .args(["--listen", &addr, "--plaintext", "--log-format", "json"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = log.read_line(&mut line).unwrap();
-            assert!(n > 0, "round {round}: the server did not start: {line}");
-            if line.contains("serving ws://") {
-                break;
-            }
-        }
+        let mut server = serve(&["--listen", &addr, "--plaintext"]);
         // One real connection, so there is socket state to tear down.
-        let mut c = std::net::TcpStream::connect(&addr).unwrap();
-        let req = "GET /r HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        c.write_all(req.as_bytes()).unwrap();
-        let mut head = [0u8; 12];
-        c.read_exact(&mut head).unwrap();
-        drop(c);
-        rustix::process::kill_process(
-            rustix::process::Pid::from_child(&child),
-            rustix::process::Signal::TERM,
-        )
-        .unwrap();
-        let status = child.wait().unwrap();
-        assert!(status.success(), "round {round}: {status:?}");
+        drop(server.upgrade("/r"));
+        server.signal();
+        let (status, log) = server.exit(Duration::from_secs(10));
+        assert!(status.success(), "round {round}: {status:?}\n{log}");
     }
 }

@@ -7,22 +7,16 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn connections_over_the_limit_get_503() {
     let srv = start(&["--max-connections", "2"]);
     let _a = srv.ws("/l").await;
     let _b = srv.ws("/l").await;
-    match srv.try_ws("/l").await {
-        Err(tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status(), 503);
-            let body =
-                String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
-            assert!(body.contains("limit of 2 connections"), "{body}");
-        }
-        other => panic!("expected HTTP 503, got {:?}", other.map(|_| ())),
-    }
+    let (status, body) = srv.refused("/l").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("limit of 2 connections"), "{body}");
     assert_eq!(
         srv.handle().stats().rejected_full.load(Ordering::Relaxed),
         1
@@ -109,15 +103,9 @@ async fn rooms_over_the_limit_get_503_and_a_freed_room_is_reusable() {
     let srv = start(&["--max-rooms", "2"]);
     let a = srv.ws("/one").await;
     let _b = srv.ws("/two").await;
-    match srv.try_ws("/three").await {
-        Err(tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status(), 503);
-            let body =
-                String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
-            assert!(body.contains("already has 2 rooms"), "{body}");
-        }
-        other => panic!("expected HTTP 503, got {:?}", other.map(|_| ())),
-    }
+    let (status, body) = srv.refused("/three").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("already has 2 rooms"), "{body}");
     // An existing room still takes members; when its last member leaves, the slot is free.
     let _a2 = srv.ws("/one").await;
     drop(a);

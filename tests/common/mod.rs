@@ -114,6 +114,20 @@ impl TestServer {
         Ok(ws)
     }
 
+    /// Status and body of an upgrade the server refuses (panics if it accepts).
+    pub async fn refused(&self, path: &str) -> (u16, String) {
+        match self.try_ws(path).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let body = resp.body().as_deref().unwrap_or_default();
+                (
+                    resp.status().as_u16(),
+                    String::from_utf8_lossy(body).into_owned(),
+                )
+            }
+            other => panic!("expected an HTTP refusal, got {:?}", other.map(|_| ())),
+        }
+    }
+
     /// A raw TLS connection (no WebSocket handshake yet).
     pub async fn raw(&self) -> Raw {
         self.raw_with(self.tls.clone()).await
