@@ -67,29 +67,35 @@ fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
 
-fn common(srv: &Server, out: &Path, clients: &str) -> Vec<String> {
-    vec![
-        "--url".into(),
-        format!("wss://127.0.0.1:{}/t", srv.port),
-        "--ca".into(),
-        srv.dir.join("dev-cert.pem").to_str().unwrap().into(),
-        "--clients".into(),
-        clients.into(),
-        "--out".into(),
-        out.to_str().unwrap().into(),
-        "--workers".into(),
-        "2".into(),
-    ]
+impl Server {
+    /// `loadgen SUBCOMMAND` against this server with `clients` clients, results in `out`.
+    fn run(&self, subcommand: &str, out: &Path, clients: &str, extra: &[&str]) -> (bool, String) {
+        let url = format!("wss://127.0.0.1:{}/t", self.port);
+        let ca = self.dir.join("dev-cert.pem");
+        let mut args = vec![
+            subcommand,
+            "--url",
+            &url,
+            "--ca",
+            ca.to_str().unwrap(),
+            "--clients",
+            clients,
+        ];
+        args.extend(["--out", out.to_str().unwrap(), "--workers", "2"]);
+        args.extend_from_slice(extra);
+        loadgen(&args)
+    }
 }
 
 #[test]
 fn broadcast_to_300_clients_delivers_everything() {
     let srv = server("bcast");
     let out = srv.dir.join("run");
-    let mut args = vec!["broadcast".to_string()];
-    args.extend(common(&srv, &out, "300"));
-    args.extend(
-        [
+    let (ok, log) = srv.run(
+        "broadcast",
+        &out,
+        "300",
+        &[
             "--senders",
             "3",
             "--rate",
@@ -100,11 +106,8 @@ fn broadcast_to_300_clients_delivers_everything() {
             "300ms",
             "--drain",
             "3s",
-        ]
-        .map(String::from),
+        ],
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, log) = loadgen(&args);
     assert!(ok, "{log}");
     let s = summary(&out);
     let c = &s["counts"];
@@ -127,11 +130,12 @@ fn broadcast_to_300_clients_delivers_everything() {
 fn deliberately_dropped_messages_are_counted_as_lost() {
     let srv = server("loss");
     let out = srv.dir.join("run");
-    let mut args = vec!["echo".to_string()];
-    args.extend(common(&srv, &out, "10"));
     // Each client sends 20/s for 1.5 s (30 messages); every 5th is counted as sent but skipped.
-    args.extend(
-        [
+    let (ok, log) = srv.run(
+        "echo",
+        &out,
+        "10",
+        &[
             "--rate",
             "20",
             "--duration",
@@ -142,11 +146,8 @@ fn deliberately_dropped_messages_are_counted_as_lost() {
             "2s",
             "--fault-skip-every",
             "5",
-        ]
-        .map(String::from),
+        ],
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, log) = loadgen(&args);
     assert!(!ok, "a run with losses exits non-zero: {log}");
     let c = &summary(&out)["counts"];
     let sent = c["sent"].as_u64().unwrap();
@@ -168,10 +169,7 @@ fn deliberately_dropped_messages_are_counted_as_lost() {
 fn connect_storm_and_idle_report_what_they_measure() {
     let srv = server("storm");
     let out = srv.dir.join("storm");
-    let mut args = vec!["connect".to_string()];
-    args.extend(common(&srv, &out, "200"));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, log) = loadgen(&args);
+    let (ok, log) = srv.run("connect", &out, "200", &[]);
     assert!(ok, "{log}");
     let s = summary(&out);
     assert_eq!(s["counts"]["connected"], 200);
@@ -181,11 +179,12 @@ fn connect_storm_and_idle_report_what_they_measure() {
 
     let pid = std::process::id().to_string();
     let idle_out = srv.dir.join("idle");
-    let mut args = vec!["idle".to_string()];
-    args.extend(common(&srv, &idle_out, "50"));
-    args.extend(["--hold", "300ms", "--server-pid", &pid].map(String::from));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, log) = loadgen(&args);
+    let (ok, log) = srv.run(
+        "idle",
+        &idle_out,
+        "50",
+        &["--hold", "300ms", "--server-pid", &pid],
+    );
     assert!(ok, "{log}");
     assert!(log.contains("server memory per idle connection"), "{log}");
     assert!(
@@ -270,21 +269,18 @@ fn compare_and_plot_work_on_committed_samples() {
 fn clients_spread_over_source_addresses() {
     let srv = server("src");
     let out = srv.dir.join("src");
-    let mut args = vec!["connect".to_string()];
-    args.extend(common(&srv, &out, "40"));
-    args.extend(["--source-ips", "127.0.0.2-127.0.0.5"].map(String::from));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, log) = loadgen(&args);
+    let (ok, log) = srv.run(
+        "connect",
+        &out,
+        "40",
+        &["--source-ips", "127.0.0.2-127.0.0.5"],
+    );
     assert!(ok, "{log}");
     assert_eq!(summary(&out)["counts"]["connected"], 40);
     assert_eq!(summary(&out)["params"]["source_ips"], 4);
     // A source address that is not local fails with a reason, not a hang.
     let bad = srv.dir.join("bad");
-    let mut args = vec!["connect".to_string()];
-    args.extend(common(&srv, &bad, "3"));
-    args.extend(["--source-ips", "192.0.2.1"].map(String::from));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, log) = loadgen(&args);
+    let (ok, log) = srv.run("connect", &bad, "3", &["--source-ips", "192.0.2.1"]);
     assert!(!ok);
     assert!(log.contains("tcp:") && log.contains("×3"), "{log}");
 }
