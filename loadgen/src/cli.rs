@@ -62,6 +62,14 @@ pub struct Conn {
     /// Handshakes in flight per worker.
     #[arg(long, default_value_t = 64)]
     pub connect_concurrency: usize,
+    /// Receive buffers in each worker's io_uring buffer ring (a power of two, at most 32768)
+    /// [default: two per client of a worker, rounded up, 1024–32768]. When the ring runs empty a
+    /// client's reads stall (counted, and the end table warns).
+    #[arg(long, value_parser = parse_ring_size)]
+    pub recv_buffers: Option<u16>,
+    /// Size of each receive buffer (a large message just takes several).
+    #[arg(long, default_value = "4KiB", value_parser = parse_size)]
+    pub recv_buffer_size: u64,
     /// Write summary.json, latency.hgrm and latency.hdr here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -156,6 +164,17 @@ pub fn parse_ip_range(s: &str) -> Result<SourceIps, String> {
     ))
 }
 
+/// A buffer ring size: a power of two from 1 to 32768 (io_uring's limits).
+fn parse_ring_size(s: &str) -> Result<u16, String> {
+    let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if n == 0 || n > 32768 || !n.is_power_of_two() {
+        return Err(format!(
+            "{n} is not a power of two from 1 to 32768 (io_uring buffer rings need one)"
+        ));
+    }
+    Ok(n as u16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +185,14 @@ mod tests {
         assert_eq!(parse_ip_range("127.0.0.2").unwrap().0.len(), 1);
         assert!(parse_ip_range("127.0.0.9-127.0.0.2").is_err());
         assert!(parse_ip_range("nope").is_err());
+    }
+
+    #[test]
+    fn ring_sizes_are_powers_of_two_up_to_32768() {
+        assert_eq!(parse_ring_size("1"), Ok(1));
+        assert_eq!(parse_ring_size("32768"), Ok(32768));
+        for bad in ["0", "3", "1000", "65536", "x"] {
+            assert!(parse_ring_size(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -23,7 +23,7 @@ use futures_util::Stream;
 use ringcast::proto::encode::write_client_frame;
 use ringcast::proto::handshake::accept_key;
 use ringcast::proto::{CloseCode, ControlPayload, Decoder, DecoderConfig, Event, OpCode, Role};
-use ringcast::server::notify::Notify;
+use ringcast::server::notify::{Notify, yield_now};
 use rustls::pki_types::ServerName;
 
 /// Where to connect and how.
@@ -326,6 +326,7 @@ impl Client {
         }
         let mut stream = &self.stream;
         let mut reads = pin!(stream.read_multi(0));
+        let mut empty_in_a_row = 0u32;
         loop {
             let next = poll_fn(|cx| match reads.as_mut().poll_next(cx) {
                 Poll::Ready(r) => Poll::Ready(r),
@@ -333,9 +334,22 @@ impl Client {
             })
             .await;
             let chunk = match next {
-                Some(Ok(c)) => c,
+                Some(Ok(c)) => {
+                    empty_in_a_row = 0;
+                    c
+                }
                 Some(Err(e)) if e.kind() == io::ErrorKind::ResourceBusy => {
-                    compio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    // The worker's buffer ring is empty (ENOBUFS ends the multishot recv).
+                    // Buffers come back as soon as the other clients' chunks are handled: try
+                    // again after them, and only if it is still empty pause 1 ms.
+                    RING_EMPTY.set(RING_EMPTY.get() + 1);
+                    if empty_in_a_row == 0 {
+                        yield_now().await;
+                    } else {
+                        compio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                    empty_in_a_row += 1;
+                    // The stream arms a new multishot recv when polled again.
                     continue;
                 }
                 _ => break,
@@ -385,6 +399,17 @@ impl Client {
         self.wake_writer.notify();
         close_code
     }
+}
+
+thread_local! {
+    /// Times a read found this worker's buffer ring empty (ENOBUFS) and stalled.
+    static RING_EMPTY: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How often this thread's clients found the receive buffer ring empty (each: one client's
+/// reads stalled, which shows up as latency). Read by the worker when it ends.
+pub fn ring_empty_events() -> u64 {
+    RING_EMPTY.get()
 }
 
 fn check_response(head: &[u8], key: &str) -> Result<(), ConnectError> {

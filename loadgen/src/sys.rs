@@ -6,10 +6,11 @@ use std::time::Duration;
 /// Linux reports /proc CPU times in clock ticks of 1/100 s (USER_HZ on every architecture).
 const TICKS_PER_SEC: f64 = 100.0;
 
-/// CPU time (user + system) and memory of a process.
+/// CPU time (user + system, and the user-space part alone) and memory of a process.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct ProcSample {
     pub cpu_s: f64,
+    pub user_s: f64,
     pub rss_kib: u64,
     pub hwm_kib: u64,
 }
@@ -20,7 +21,8 @@ pub fn sample(pid: &str) -> Option<ProcSample> {
     // Fields after the ")" that ends the command name: state is field 3; utime 14, stime 15.
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let user: f64 = f.get(11)?.parse().ok()?;
+    let system: f64 = f.get(12)?.parse().ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib = |key: &str| {
         status
@@ -31,7 +33,8 @@ pub fn sample(pid: &str) -> Option<ProcSample> {
             .unwrap_or(0)
     };
     Some(ProcSample {
-        cpu_s: ticks / TICKS_PER_SEC,
+        cpu_s: (user + system) / TICKS_PER_SEC,
+        user_s: user / TICKS_PER_SEC,
         rss_kib: kib("VmRSS:"),
         hwm_kib: kib("VmHWM:"),
     })

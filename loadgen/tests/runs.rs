@@ -127,6 +127,42 @@ fn broadcast_to_300_clients_delivers_everything() {
 }
 
 #[test]
+fn a_starved_receive_ring_is_reported_and_loses_nothing() {
+    let srv = server("ring");
+    let out = srv.dir.join("run");
+    // Two receive buffers per worker for 100 clients each: every fan-out empties the ring.
+    let (ok, log) = srv.run(
+        "broadcast",
+        &out,
+        "200",
+        &[
+            "--senders",
+            "4",
+            "--rate",
+            "100",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--drain",
+            "5s",
+            "--recv-buffers",
+            "2",
+        ],
+    );
+    assert!(ok, "{log}");
+    let s = summary(&out);
+    let c = &s["counts"];
+    assert_eq!(s["params"]["recv_buffers"], 2);
+    assert!(c["recv_ring_empty"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(c["delivered"], c["expected"], "{log}");
+    for k in ["lost", "duplicated", "corrupted"] {
+        assert_eq!(c[k], 0, "{k}: {log}");
+    }
+    assert!(log.contains("receive buffer ring ran empty"), "{log}");
+}
+
+#[test]
 fn deliberately_dropped_messages_are_counted_as_lost() {
     let srv = server("loss");
     let out = srv.dir.join("run");
