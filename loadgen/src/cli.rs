@@ -63,7 +63,7 @@ pub struct Conn {
     #[arg(long, default_value_t = 64)]
     pub connect_concurrency: usize,
     /// Receive buffers in each worker's io_uring buffer ring (a power of two, at most 32768)
-    /// [default: two per client of a worker, rounded up, 1024–32768]. When the ring runs empty a
+    /// [default: four per client of a worker, rounded up, 1024–32768]. When the ring runs empty a
     /// client's reads stall (counted, and the end table warns).
     #[arg(long, value_parser = parse_ring_size)]
     pub recv_buffers: Option<u16>,

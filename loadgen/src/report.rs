@@ -112,6 +112,9 @@ pub struct Summary {
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct ProcDelta {
     pub cpu_s: f64,
+    /// The user-space part of `cpu_s`.
+    #[serde(default)]
+    pub user_s: f64,
     /// CPU µs per delivered message (0 when nothing was delivered).
     pub cpu_us_per_delivered: f64,
     /// The user-space part of `cpu_us_per_delivered` (the rest is the kernel's: TCP, io_uring).
@@ -135,6 +138,7 @@ impl ProcDelta {
         };
         Self {
             cpu_s: cpu,
+            user_s: user,
             cpu_us_per_delivered: per_delivered(cpu),
             user_us_per_delivered: per_delivered(user),
             rss_start_kib: a.rss_kib,
@@ -143,14 +147,23 @@ impl ProcDelta {
         }
     }
 
-    /// "8.26 µs per delivered message: 2.10 user space + 6.16 kernel".
+    /// "8.26 µs per delivered message: 2.10 user space + 6.16 kernel", or the split in seconds
+    /// when nothing was delivered (connect, idle).
     fn per_message(&self) -> String {
-        format!(
-            "{:.2} µs per delivered message: {:.2} user space + {:.2} kernel",
-            self.cpu_us_per_delivered,
-            self.user_us_per_delivered,
-            self.cpu_us_per_delivered - self.user_us_per_delivered
-        )
+        if self.cpu_us_per_delivered > 0.0 {
+            format!(
+                "{:.2} µs per delivered message: {:.2} user space + {:.2} kernel",
+                self.cpu_us_per_delivered,
+                self.user_us_per_delivered,
+                self.cpu_us_per_delivered - self.user_us_per_delivered
+            )
+        } else {
+            format!(
+                "{:.2} s user space + {:.2} s kernel",
+                self.user_s,
+                self.cpu_s - self.user_s
+            )
+        }
     }
 }
 
