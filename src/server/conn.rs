@@ -155,7 +155,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
     assert_eq!(worker.conns.borrow_mut().insert(conn.clone()), id);
     debug!(conn = id, %peer, "connection accepted");
     // Kept, not detached: dropping it cancels a writer stuck on a peer that stopped reading.
-    let writer = compio::runtime::spawn(write_loop(conn.clone()));
+    let writer = compio::runtime::spawn(write_loop(worker.clone(), conn.clone()));
 
     let mut reader = Reader::new(worker.clone(), conn.clone(), reject);
     reader.run().await;
@@ -188,10 +188,13 @@ fn release(worker: &Worker) {
 }
 
 /// The writer task: one coalesced write and one send per wake-up.
-async fn write_loop(conn: Rc<Conn>) {
+async fn write_loop(worker: Rc<Worker>, conn: Rc<Conn>) {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     loop {
+        if buf.capacity() == 0 && !conn.out.borrow().is_empty() {
+            buf = worker.send_buffers.take();
+        }
         let finishing = {
             let mut out = conn.out.borrow_mut();
             out.drain_into(&mut batch);
@@ -221,9 +224,10 @@ async fn write_loop(conn: Rc<Conn>) {
                 conn.broken.set(true);
                 break;
             }
-            // An idle connection keeps no send buffer; a busy one reuses it.
+            // An idle connection keeps no send buffer (it goes back to the worker's pool); a
+            // busy one reuses its own.
             if idle {
-                buf = Vec::new()
+                worker.send_buffers.give(std::mem::take(&mut buf));
             } else {
                 buf.clear()
             }

@@ -25,6 +25,7 @@ pub mod options;
 pub mod outbound;
 pub mod rate;
 pub mod rooms;
+pub mod send_buffers;
 pub mod session;
 pub mod tls;
 pub mod worker;

@@ -29,8 +29,14 @@ use super::inbox::Delivery;
 use super::notify::Notify;
 use super::options::RecvMode;
 use super::rooms::{LocalRoom, LocalRooms};
+use super::send_buffers::SendBuffers;
 use crate::proto::CloseCode;
 use crate::proto::handshake::Status;
+
+/// Idle connections' send buffers a worker keeps for reuse: up to 4 MiB in all (a fan-out to
+/// thousands of connections flushes thousands of small buffers at once), none over 64 KiB.
+const SEND_BUFFERS_KEPT_BYTES: usize = 4 << 20;
+const SEND_BUFFER_KEPT_LEN: usize = 64 * 1024;
 
 /// What a worker reports once it is serving.
 #[derive(Debug, Clone)]
@@ -49,6 +55,8 @@ pub struct Worker {
     pub rooms: RefCell<LocalRooms>,
     /// Notified when a connection ends (shutdown waits for the slab to empty).
     pub conns_changed: Notify,
+    /// Send buffers of connections that went idle, for the next flush of any connection.
+    pub send_buffers: SendBuffers,
     shutdown: Notify,
 }
 
@@ -255,6 +263,7 @@ pub fn run(
             conns: RefCell::new(Slab::new()),
             rooms: RefCell::new(LocalRooms::default()),
             conns_changed: Notify::default(),
+            send_buffers: SendBuffers::new(SEND_BUFFERS_KEPT_BYTES, SEND_BUFFER_KEPT_LEN),
             shutdown: Notify::default(),
         });
         let driver = match driver {
