@@ -98,8 +98,9 @@ pub fn plot(runs: &[PathBuf], out: &Path) -> Result<(), PlotError> {
             });
     }
     chart
+        // Latency curves rise to the right: the lower right is where they leave room.
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 18))
