@@ -44,18 +44,7 @@ async fn main() {
     let secs: f64 = a[6].parse().unwrap();
     let server_pid = a.get(7).cloned();
 
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::pem::PemObject::pem_file_iter(&ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let cfg = Arc::new(cfg);
+    let cfg = Arc::new(ringcast::server::tls::client_config_trusting(ca.as_ref()).unwrap());
     let epoch = Instant::now();
     let received = Arc::new(AtomicU64::new(0));
     // One histogram per reader task behind an uncontended mutex (≈ 20 ns per message, noise

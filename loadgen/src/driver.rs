@@ -129,26 +129,19 @@ fn target(conn: &Conn) -> Result<(Target, String), Box<dyn std::error::Error>> {
         .min_by_key(|a| a.is_ipv6())
         .ok_or_else(|| format!("{host} does not resolve"))?;
     let tls = if tls {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?;
         let cfg = if conn.insecure {
-            builder
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()?
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
                 .with_no_client_auth()
         } else {
-            let mut roots = rustls::RootCertStore::empty();
             let ca = conn
                 .ca
                 .as_ref()
                 .ok_or("wss needs --ca PEM (the server's certs/dev-cert.pem) or --insecure")?;
-            for c in rustls_pki_types::pem::PemObject::pem_file_iter(ca)
-                .map_err(|e| format!("--ca {}: {e}", ca.display()))?
-            {
-                roots.add(c.map_err(|e| format!("--ca {}: {e}", ca.display()))?)?;
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            ringcast::server::tls::client_config_trusting(ca).map_err(|e| format!("--ca: {e}"))?
         };
         let name = ServerName::try_from(host.clone())?;
         Some((Arc::new(cfg), name))

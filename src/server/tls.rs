@@ -1,5 +1,6 @@
 //! TLS setup: the rustls `ServerConfig` (ring provider, TLS 1.2 + 1.3, ALPN http/1.1) from PEM
-//! files, or from a dev certificate made on first run (rcgen, ECDSA P-256) and reused after.
+//! files, or from a dev certificate made on first run (rcgen, ECDSA P-256) and reused after;
+//! and the `ClientConfig` ringcast's own clients (loadgen, the tests) use to trust a PEM.
 //! Every failure is a [`TlsSetupError`] naming the file and what is wrong with it.
 
 use std::io::Write;
@@ -7,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::ServerConfig;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -27,6 +28,11 @@ pub enum TlsSetupError {
     ReadKey {
         path: PathBuf,
         source: rustls_pki_types::pem::Error,
+    },
+    #[error("{path} holds a certificate rustls cannot trust: {source}")]
+    Untrusted {
+        path: PathBuf,
+        source: rustls::Error,
     },
     #[error("certificate and key do not make a usable TLS identity: {0}")]
     Identity(rustls::Error),
@@ -76,6 +82,28 @@ pub fn server_config(
         .map_err(TlsSetupError::Identity)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((Arc::new(config), origin))
+}
+
+/// A client configuration (ring provider, TLS 1.2 + 1.3) trusting exactly the certificates in
+/// the PEM file `ca` — for ringcast's own clients: loadgen, the tests, the baseline example.
+pub fn client_config_trusting(ca: &Path) -> Result<ClientConfig, TlsSetupError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_chain(ca)? {
+        roots.add(cert).map_err(|source| TlsSetupError::Untrusted {
+            path: ca.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(client_config(roots))
+}
+
+/// A client configuration trusting `roots` (an empty store trusts nothing: ws:// only).
+pub fn client_config(roots: RootCertStore) -> ClientConfig {
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
@@ -166,6 +194,19 @@ mod tests {
         make_dev_cert(&d, &d.join("c.pem"), &d.join("k.pem")).unwrap();
         let e = server_config(Some((&d.join("c.pem"), &d.join("c.pem"))), &d).unwrap_err();
         assert!(matches!(e, TlsSetupError::ReadKey { .. }), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_client_config_trusts_the_pem_it_is_given_and_names_a_bad_one() {
+        let d = tempdir("client");
+        make_dev_cert(&d, &d.join("c.pem"), &d.join("k.pem")).unwrap();
+        let cfg = client_config_trusting(&d.join("c.pem")).unwrap();
+        assert!(cfg.alpn_protocols.is_empty());
+        let e = client_config_trusting(&d.join("k.pem")).unwrap_err();
+        assert!(matches!(e, TlsSetupError::NoCertificate(_)), "{e}");
+        let e = client_config_trusting(&d.join("nope.pem")).unwrap_err();
+        assert!(e.to_string().contains("nope.pem"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -12,8 +12,8 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use ringcast::proto::encode::write_client_frame;
 use ringcast::proto::{Decoder, DecoderConfig, Event, OpCode, Role};
-use ringcast::server::{ServerHandle, ServerOptions};
-use rustls::pki_types::{CertificateDer, ServerName};
+use ringcast::server::{ServerHandle, ServerOptions, tls};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -61,19 +61,13 @@ pub fn start(extra: &[&str]) -> TestServer {
     let opts = Args::try_parse_from(argv).expect("valid test flags").opts;
     let handle = ServerHandle::start(opts).expect("server starts");
     let port = handle.local_addr.port();
-    let mut roots = rustls::RootCertStore::empty();
-    if let Ok(cert) = std::fs::read(dir.join("dev-cert.pem")) {
-        let der: CertificateDer<'static> =
-            rustls::pki_types::pem::PemObject::from_pem_slice(&cert).unwrap();
-        roots.add(der).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    // A --plaintext server makes no certificate: its clients trust nothing (ws:// only).
+    let ca = dir.join(tls::DEV_CERT);
+    let tls = if ca.exists() {
+        tls::client_config_trusting(&ca).expect("the dev certificate is trusted")
+    } else {
+        tls::client_config(rustls::RootCertStore::empty())
+    };
     TestServer {
         handle: Some(handle),
         port,
