@@ -62,14 +62,14 @@ pub struct Conn {
     /// Handshakes in flight per worker.
     #[arg(long, default_value_t = 64)]
     pub connect_concurrency: usize,
-    /// Receive buffers in each worker's io_uring buffer ring (a power of two, at most 32768)
-    /// [default: four per client of a worker, rounded up, 1024–32768]. When the ring runs empty a
-    /// client's reads stall (counted, and the end table warns).
+    /// Receive buffers in each worker's io_uring buffer ring (a power of two, at most 32768;
+    /// allocated up front) [default: four per client of a worker, rounded up, 1024–16384]. When
+    /// the ring runs empty a client's reads stall (counted, and the end table warns).
     #[arg(long, value_parser = parse_ring_size)]
     pub recv_buffers: Option<u16>,
-    /// Size of each receive buffer (a large message just takes several).
-    #[arg(long, default_value = "4KiB", value_parser = parse_size)]
-    pub recv_buffer_size: u64,
+    /// Size of each receive buffer, 512 B to 1 MiB (a large message just takes several).
+    #[arg(long, default_value = "4KiB", value_parser = parse_recv_buffer_size)]
+    pub recv_buffer_size: usize,
     /// Write summary.json, latency.hgrm and latency.hdr here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -175,6 +175,15 @@ fn parse_ring_size(s: &str) -> Result<u16, String> {
     Ok(n as u16)
 }
 
+/// A receive buffer size from 512 B to 1 MiB.
+fn parse_recv_buffer_size(s: &str) -> Result<usize, String> {
+    let n = parse_size(s)?;
+    if !(512..=1 << 20).contains(&n) {
+        return Err(format!("{n} bytes: give 512 B to 1 MiB"));
+    }
+    Ok(n as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +202,16 @@ mod tests {
         assert_eq!(parse_ring_size("32768"), Ok(32768));
         for bad in ["0", "3", "1000", "65536", "x"] {
             assert!(parse_ring_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn receive_buffer_sizes_are_512_bytes_to_1_mib() {
+        assert_eq!(parse_recv_buffer_size("4KiB"), Ok(4096));
+        assert_eq!(parse_recv_buffer_size("512"), Ok(512));
+        assert_eq!(parse_recv_buffer_size("1MiB"), Ok(1 << 20));
+        for bad in ["511", "2MiB", "x"] {
+            assert!(parse_recv_buffer_size(bad).is_err(), "{bad}");
         }
     }
 }
