@@ -14,6 +14,8 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod auth;
+pub mod client_protocol;
 pub mod logging;
 pub mod proto;
 pub mod server;

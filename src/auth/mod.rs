@@ -1,0 +1,170 @@
+//! Who is connecting: JWT verification for connection and subscription tokens. Sans-io: the
+//! current time is an argument (unix seconds), keys are loaded once at start.
+//!
+//! Rules: the algorithms a token may use come from the configured key (an RSA key verifies
+//! RS*/PS* only, an HMAC secret HS* only), so `alg: none` and algorithm confusion (an HS256
+//! token "signed" with a public key as the secret) are refused; `exp` and `nbf` are checked
+//! against the time given; `aud` and `iss` only when configured.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`claims`] | the claims of connection and subscription tokens, roles |
+//! | [`keys`] | loading keys: HMAC, PEM public keys, JWKS |
+
+pub mod claims;
+pub mod keys;
+
+use jsonwebtoken::{Validation, decode, decode_header};
+use serde::de::DeserializeOwned;
+
+pub use claims::{ConnectClaims, Role, SubscribeClaims};
+pub use keys::{KeyError, VerifyingKey};
+
+use claims::Registered;
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// `exp` is in the past: the SDKs fetch a new token on this (error 109).
+    #[error("token expired")]
+    Expired,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+/// Verifies tokens against the configured keys.
+#[derive(Default)]
+pub struct TokenVerifier {
+    keys: Vec<VerifyingKey>,
+    audience: Option<String>,
+    issuer: Option<String>,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("keys", &self.keys.len())
+            .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
+            .finish()
+    }
+}
+
+/// Trait-free claims access for the shared checks.
+pub trait HasRegistered {
+    fn registered(&self) -> &Registered;
+}
+impl HasRegistered for ConnectClaims {
+    fn registered(&self) -> &Registered {
+        &self.registered
+    }
+}
+impl HasRegistered for SubscribeClaims {
+    fn registered(&self) -> &Registered {
+        &self.registered
+    }
+}
+
+impl TokenVerifier {
+    pub fn new(keys: Vec<VerifyingKey>, audience: Option<String>, issuer: Option<String>) -> Self {
+        Self {
+            keys,
+            audience,
+            issuer,
+        }
+    }
+
+    /// Whether any key is configured (without one, tokens cannot be checked at all).
+    pub fn is_configured(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    pub fn verify_connect(&self, token: &str, now: u64) -> Result<ConnectClaims, TokenError> {
+        let claims: ConnectClaims = self.verify(token, now)?;
+        if claims.channel.is_some() {
+            return Err(TokenError::Invalid(
+                "a connection token must not carry a `channel` claim (that is a subscription token)"
+                    .into(),
+            ));
+        }
+        Ok(claims)
+    }
+
+    pub fn verify_subscribe(&self, token: &str, now: u64) -> Result<SubscribeClaims, TokenError> {
+        self.verify(token, now)
+    }
+
+    fn verify<T: DeserializeOwned + HasRegistered>(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<T, TokenError> {
+        let header = decode_header(token)
+            .map_err(|e| TokenError::Invalid(format!("not a JWT we accept ({e})")))?;
+        let mut tried = false;
+        let mut last_err = None;
+        for k in &self.keys {
+            if !k.algorithms.contains(&header.alg) {
+                continue;
+            }
+            if k.valid_until.is_some_and(|t| now > t) {
+                continue;
+            }
+            if let (Some(want), Some(got)) = (&k.kid, &header.kid)
+                && want != got
+            {
+                continue;
+            }
+            tried = true;
+            let mut v = Validation::new(header.alg);
+            v.algorithms = k.algorithms.clone();
+            // Time, audience and issuer are checked below, against the time we are given.
+            v.validate_exp = false;
+            v.validate_nbf = false;
+            v.validate_aud = false;
+            v.required_spec_claims.clear();
+            match decode::<T>(token, &k.key, &v) {
+                Ok(data) => {
+                    self.check_registered(data.claims.registered(), now)?;
+                    return Ok(data.claims);
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if !tried {
+            return Err(TokenError::Invalid(format!(
+                "no configured key verifies {:?} tokens",
+                header.alg
+            )));
+        }
+        let e = last_err.expect("a key was tried");
+        Err(TokenError::Invalid(match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => "bad signature".into(),
+            jsonwebtoken::errors::ErrorKind::Json(j) => format!("claims: {j}"),
+            _ => e.to_string(),
+        }))
+    }
+
+    fn check_registered(&self, r: &Registered, now: u64) -> Result<(), TokenError> {
+        if r.exp.is_some_and(|exp| exp <= now) {
+            return Err(TokenError::Expired);
+        }
+        if r.nbf.is_some_and(|nbf| nbf > now) {
+            return Err(TokenError::Invalid("not valid yet (nbf)".into()));
+        }
+        if let Some(want) = &self.audience
+            && !r.aud.as_ref().is_some_and(|a| a.contains(want))
+        {
+            return Err(TokenError::Invalid("wrong audience (aud)".into()));
+        }
+        if let Some(want) = &self.issuer
+            && r.iss.as_deref() != Some(want.as_str())
+        {
+            return Err(TokenError::Invalid("wrong issuer (iss)".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
