@@ -15,7 +15,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod auth;
+pub mod channels;
 pub mod client_protocol;
+pub mod config;
 pub mod logging;
 pub mod proto;
 pub mod server;

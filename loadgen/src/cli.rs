@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use ringcast::server::options::{parse_duration, parse_size};
+use ringcast::config::units::{parse_duration, parse_size};
 
 /// Open-loop wss load generator for ringcast: latency from the planned send time (no
 /// coordinated omission), loss/duplicate/corruption counts, HdrHistogram output.

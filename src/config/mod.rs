@@ -1,0 +1,196 @@
+//! Configuration: flags ([`flags`]), `RINGCAST_*` environment variables (the same flags) and a
+//! config file with Centrifugo v6 key names ([`file`]), merged into the effective
+//! [`AppConfig`] the application layer reads. `ringcast config` prints it ([`show`]).
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`units`] | sizes and durations as people write them |
+//! | [`file`] | the config file's keys and defaults |
+//! | [`flags`] | the application layer's flags |
+//! | [`show`] | the effective configuration with secrets masked |
+
+pub mod file;
+pub mod flags;
+pub mod show;
+pub mod units;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use file::{FileConfig, NamespaceOptions};
+pub use flags::AppFlags;
+
+use crate::auth::{KeyError, TokenVerifier, VerifyingKey};
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    File(#[from] file::FileError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("channel.namespaces: {0}")]
+    Namespace(String),
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The effective configuration of the application layer (immutable after start).
+#[derive(Debug)]
+pub struct AppConfig {
+    /// What the file and flags said, merged (what `ringcast config` prints).
+    pub file: FileConfig,
+    pub verifier: TokenVerifier,
+    /// No token key configured at all: anonymous access on, permissive channels.
+    pub try_it_out: bool,
+    pub allow_anonymous: bool,
+    pub raw_rooms: bool,
+    pub channels: crate::channels::ChannelRules,
+}
+
+impl AppConfig {
+    /// Merges the file (if any) and the flags, loads keys, checks namespaces.
+    pub fn build(flags: &AppFlags) -> Result<Self, ConfigError> {
+        let mut file = match &flags.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        apply_flags(&mut file, flags);
+        let verifier = verifier(&file)?;
+        let try_it_out = !verifier.is_configured();
+        if try_it_out && flags.config.is_none() {
+            // Nothing configured: a server one can try with any client, no token needed.
+            let open = &mut file.channel.without_namespace;
+            open.allow_subscribe_for_client = true;
+            open.allow_subscribe_for_anonymous = true;
+            open.allow_publish_for_client = true;
+            open.allow_publish_for_anonymous = true;
+            open.allow_user_limited_channels = true;
+        }
+        let allow_anonymous = flags.allow_anonymous || file.client.allow_anonymous || try_it_out;
+        file.client.allow_anonymous = allow_anonymous;
+        if file.client.ping_interval.0 < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid {
+                key: "client.ping_interval",
+                message: "must be at least 1s".into(),
+            });
+        }
+        let channels =
+            crate::channels::ChannelRules::new(&file.channel).map_err(ConfigError::Namespace)?;
+        Ok(Self {
+            raw_rooms: flags.raw_rooms != "off",
+            file,
+            verifier,
+            try_it_out,
+            allow_anonymous,
+            channels,
+        })
+    }
+
+    /// The try-it-out configuration (no flags): what tests and `cargo run` get.
+    pub fn try_it_out() -> Self {
+        Self::build(&AppFlags {
+            raw_rooms: "on".into(),
+            ..AppFlags::default()
+        })
+        .expect("the default configuration is valid")
+    }
+
+    pub fn client(&self) -> &file::ClientSection {
+        &self.file.client
+    }
+}
+
+fn apply_flags(f: &mut FileConfig, flags: &AppFlags) {
+    let c = &mut f.client;
+    let t = &mut c.token;
+    if let Some(s) = &flags.token_hmac_secret {
+        t.hmac_secret_key = s.clone();
+    }
+    if let Some(s) = &flags.token_hmac_previous_secret {
+        t.hmac_previous_secret_key = s.clone();
+    }
+    if let Some(n) = flags.token_hmac_previous_secret_valid_until {
+        t.hmac_previous_secret_key_valid_until = n;
+    }
+    if let Some(p) = &flags.token_public_key {
+        t.public_key_file = p.display().to_string();
+    }
+    if let Some(p) = &flags.token_jwks_file {
+        t.jwks_file = p.display().to_string();
+    }
+    if let Some(s) = &flags.token_audience {
+        t.audience = s.clone();
+    }
+    if let Some(s) = &flags.token_issuer {
+        t.issuer = s.clone();
+    }
+    if let Some(s) = &flags.token_cookie {
+        c.token_cookie = s.clone();
+    }
+    if let Some(v) = &flags.allowed_origins {
+        c.allowed_origins = v.iter().filter(|o| !o.is_empty()).cloned().collect();
+    }
+    if let Some(n) = flags.user_connection_limit {
+        c.user_connection_limit = n;
+    }
+    if let Some(n) = flags.connect_rate_limit {
+        c.connect_rate_limit = n;
+    }
+    if let Some(n) = flags.channel_limit {
+        c.channel_limit = n;
+    }
+    if let Some(d) = flags.ping_interval {
+        c.ping_interval = file::Dur(d);
+    }
+    if let Some(d) = flags.pong_timeout {
+        c.pong_timeout = file::Dur(d);
+    }
+    if let Some(d) = flags.stale_close_delay {
+        c.stale_close_delay = file::Dur(d);
+    }
+    if let Some(d) = flags.expired_close_delay {
+        c.expired_close_delay = file::Dur(d);
+    }
+    if let Some(n) = flags.command_rate_limit {
+        c.command_rate_limit = n;
+    }
+    if flags.personal_channel {
+        c.subscribe_to_user_personal_channel.enabled = true;
+    }
+    if let Some(n) = flags.max_command_size {
+        f.websocket.message_size_limit = n;
+    }
+}
+
+fn verifier(f: &FileConfig) -> Result<TokenVerifier, ConfigError> {
+    let t = &f.client.token;
+    let mut keys = Vec::new();
+    if !t.hmac_secret_key.is_empty() {
+        keys.push(VerifyingKey::hmac(t.hmac_secret_key.as_bytes(), None)?);
+    }
+    if !t.hmac_previous_secret_key.is_empty() {
+        let until = (t.hmac_previous_secret_key_valid_until > 0)
+            .then_some(t.hmac_previous_secret_key_valid_until);
+        keys.push(VerifyingKey::hmac(
+            t.hmac_previous_secret_key.as_bytes(),
+            until,
+        )?);
+    }
+    for (pem, key) in [
+        (&t.rsa_public_key, "client.token.rsa_public_key"),
+        (&t.ecdsa_public_key, "client.token.ecdsa_public_key"),
+    ] {
+        if !pem.is_empty() {
+            keys.push(VerifyingKey::public_pem(pem.as_bytes(), Path::new(key))?);
+        }
+    }
+    if !t.public_key_file.is_empty() {
+        keys.push(VerifyingKey::public_pem_file(Path::new(&t.public_key_file))?);
+    }
+    if !t.jwks_file.is_empty() {
+        keys.extend(VerifyingKey::jwks_file(Path::new(&t.jwks_file))?);
+    }
+    let opt = |s: &String| (!s.is_empty()).then(|| s.clone());
+    Ok(TokenVerifier::new(keys, opt(&t.audience), opt(&t.issuer)))
+}
