@@ -21,3 +21,4 @@ pub mod config;
 pub mod logging;
 pub mod proto;
 pub mod server;
+pub mod session;

@@ -84,7 +84,9 @@ fn public_keys_pick_their_algorithm() {
             &EncodingKey::from_secret(b"x"),
             json!({"sub":"bob"}),
         );
-        assert!(matches!(v.verify_connect(&hs, NOW), Err(TokenError::Invalid(m)) if m.contains("no configured key")));
+        assert!(
+            matches!(v.verify_connect(&hs, NOW), Err(TokenError::Invalid(m)) if m.contains("no configured key"))
+        );
     }
 }
 
@@ -123,9 +125,14 @@ fn expiry_nbf_audience_issuer() {
     let key = EncodingKey::from_secret(b"k");
     let v = hmac_verifier("k");
     let expired = sign(Algorithm::HS256, &key, json!({"sub":"a","exp":NOW}));
-    assert_eq!(v.verify_connect(&expired, NOW).unwrap_err(), TokenError::Expired);
+    assert_eq!(
+        v.verify_connect(&expired, NOW).unwrap_err(),
+        TokenError::Expired
+    );
     let early = sign(Algorithm::HS256, &key, json!({"sub":"a","nbf":NOW+5}));
-    assert!(matches!(v.verify_connect(&early, NOW), Err(TokenError::Invalid(m)) if m.contains("nbf")));
+    assert!(
+        matches!(v.verify_connect(&early, NOW), Err(TokenError::Invalid(m)) if m.contains("nbf"))
+    );
     assert!(v.verify_connect(&early, NOW + 5).is_ok());
 
     let v = TokenVerifier::new(
@@ -144,13 +151,17 @@ fn expiry_nbf_audience_issuer() {
         &key,
         json!({"sub":"a","aud":"other","iss":"backend"}),
     );
-    assert!(matches!(v.verify_connect(&bad_aud, NOW), Err(TokenError::Invalid(m)) if m.contains("aud")));
+    assert!(
+        matches!(v.verify_connect(&bad_aud, NOW), Err(TokenError::Invalid(m)) if m.contains("aud"))
+    );
     let bad_iss = sign(
         Algorithm::HS256,
         &key,
         json!({"sub":"a","aud":"ringcast","iss":"evil"}),
     );
-    assert!(matches!(v.verify_connect(&bad_iss, NOW), Err(TokenError::Invalid(m)) if m.contains("iss")));
+    assert!(
+        matches!(v.verify_connect(&bad_iss, NOW), Err(TokenError::Invalid(m)) if m.contains("iss"))
+    );
 }
 
 #[test]
@@ -199,7 +210,9 @@ fn unknown_role_is_invalid() {
         &key,
         json!({"sub":"a","roles":["superuser"]}),
     );
-    assert!(matches!(hmac_verifier("k").verify_connect(&t, NOW), Err(TokenError::Invalid(m)) if m.contains("superuser")));
+    assert!(
+        matches!(hmac_verifier("k").verify_connect(&t, NOW), Err(TokenError::Invalid(m)) if m.contains("superuser"))
+    );
 }
 
 #[test]

@@ -161,7 +161,8 @@ impl ChannelRules {
             return if self.user_listed(users, user) {
                 Ok(())
             } else {
-                Err(ClientError::PERMISSION_DENIED.with_detail("you are not a user of this channel"))
+                Err(ClientError::PERMISSION_DENIED
+                    .with_detail("you are not a user of this channel"))
             };
         }
         let o = ch.opts;
@@ -182,7 +183,9 @@ impl ChannelRules {
         if let Some(users) = ch.users
             && !self.user_listed(users, user)
         {
-            return Err(ClientError::PERMISSION_DENIED.with_detail("you are not a user of this channel"));
+            return Err(
+                ClientError::PERMISSION_DENIED.with_detail("you are not a user of this channel")
+            );
         }
         let o = ch.opts;
         let who_ok = !user.is_empty() || o.allow_publish_for_anonymous;
@@ -255,7 +258,10 @@ allow_publish_for_client = true
         let r = rules(CFG);
         let ok = |ch: &str, user: &str| r.may_subscribe(&r.resolve(ch).unwrap(), user).is_ok();
         assert!(ok("plain", "alice"));
-        assert!(!ok("plain", ""), "anonymous needs allow_subscribe_for_anonymous");
+        assert!(
+            !ok("plain", ""),
+            "anonymous needs allow_subscribe_for_anonymous"
+        );
         assert!(ok("news:x", ""));
         assert!(ok("dm:#alice,bob", "bob"));
         assert!(!ok("dm:#alice,bob", "carol"));

@@ -14,8 +14,33 @@ pub enum BatchError {
     EmptyLine { index: usize },
 }
 
+/// A command and the line it came from.
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub command: Command<'a>,
+    pub line: &'a [u8],
+}
+
+impl Parsed<'_> {
+    /// Whether the line names anything besides `id` (an unknown method, when no known request
+    /// object was found). Parsed again only on that error path.
+    pub fn has_keys_besides_id(&self) -> bool {
+        serde_json::from_slice::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(
+            self.line,
+        )
+        .is_ok_and(|m| m.keys().any(|k| k != "id"))
+    }
+}
+
+impl<'a> std::ops::Deref for Parsed<'a> {
+    type Target = Command<'a>;
+    fn deref(&self) -> &Command<'a> {
+        &self.command
+    }
+}
+
 /// Splits a frame into its commands, parsing each in place. At most `max` commands.
-pub fn decode_commands(frame: &[u8], max: usize) -> Result<Vec<Command<'_>>, BatchError> {
+pub fn decode_commands(frame: &[u8], max: usize) -> Result<Vec<Parsed<'_>>, BatchError> {
     let body = frame.strip_suffix(b"\n").unwrap_or(frame);
     let mut out = Vec::new();
     for (index, line) in body.split(|&b| b == b'\n').enumerate() {
@@ -26,11 +51,11 @@ pub fn decode_commands(frame: &[u8], max: usize) -> Result<Vec<Command<'_>>, Bat
         if line.iter().all(u8::is_ascii_whitespace) {
             return Err(BatchError::EmptyLine { index });
         }
-        let cmd = serde_json::from_slice(line).map_err(|e| BatchError::BadJson {
+        let command = serde_json::from_slice(line).map_err(|e| BatchError::BadJson {
             index,
             reason: e.to_string(),
         })?;
-        out.push(cmd);
+        out.push(Parsed { command, line });
     }
     Ok(out)
 }
@@ -66,7 +91,10 @@ mod tests {
         };
         let data = p.data.unwrap().get().as_bytes();
         let range = frame.as_ptr_range();
-        assert!(range.contains(&data.as_ptr()), "data is a slice of the frame");
+        assert!(
+            range.contains(&data.as_ptr()),
+            "data is a slice of the frame"
+        );
         assert!(matches!(p.channel, std::borrow::Cow::Borrowed(_)));
     }
 

@@ -24,7 +24,9 @@ impl<'de> Deserialize<'de> for Dur {
             Secs(u64),
         }
         match Raw::deserialize(d)? {
-            Raw::Text(s) => parse_duration(&s).map(Dur).map_err(serde::de::Error::custom),
+            Raw::Text(s) => parse_duration(&s)
+                .map(Dur)
+                .map_err(serde::de::Error::custom),
             Raw::Secs(n) => Ok(Dur(Duration::from_secs(n))),
         }
     }
@@ -286,8 +288,11 @@ mod tests {
     fn unknown_keys_are_named() {
         let e = FileConfig::parse(r#"{"client":{"ping_intervall":"1s"}}"#, true).unwrap_err();
         assert!(e.contains("ping_intervall"), "{e}");
-        let e = FileConfig::parse("[channel.without_namespace]\nallow_everything = true\n", false)
-            .unwrap_err();
+        let e = FileConfig::parse(
+            "[channel.without_namespace]\nallow_everything = true\n",
+            false,
+        )
+        .unwrap_err();
         assert!(e.contains("allow_everything"), "{e}");
     }
 }

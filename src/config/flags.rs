@@ -15,7 +15,11 @@ pub struct AppFlags {
     #[arg(long, env = "RINGCAST_TOKEN_HMAC_SECRET", hide_env_values = true)]
     pub token_hmac_secret: Option<String>,
     /// A previous HMAC secret still accepted during a rotation.
-    #[arg(long, env = "RINGCAST_TOKEN_HMAC_PREVIOUS_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "RINGCAST_TOKEN_HMAC_PREVIOUS_SECRET",
+        hide_env_values = true
+    )]
     pub token_hmac_previous_secret: Option<String>,
     /// Until when (unix seconds) the previous secret is accepted; default: no end.
     #[arg(long, env = "RINGCAST_TOKEN_HMAC_PREVIOUS_SECRET_VALID_UNTIL")]

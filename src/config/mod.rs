@@ -186,7 +186,9 @@ fn verifier(f: &FileConfig) -> Result<TokenVerifier, ConfigError> {
         }
     }
     if !t.public_key_file.is_empty() {
-        keys.push(VerifyingKey::public_pem_file(Path::new(&t.public_key_file))?);
+        keys.push(VerifyingKey::public_pem_file(Path::new(
+            &t.public_key_file,
+        ))?);
     }
     if !t.jwks_file.is_empty() {
         keys.extend(VerifyingKey::jwks_file(Path::new(&t.jwks_file))?);

@@ -43,6 +43,11 @@ mod tests {
     fn no_key_means_try_it_out() {
         let cfg = AppConfig::try_it_out();
         assert!(cfg.try_it_out && cfg.allow_anonymous);
-        assert!(cfg.file.channel.without_namespace.allow_subscribe_for_anonymous);
+        assert!(
+            cfg.file
+                .channel
+                .without_namespace
+                .allow_subscribe_for_anonymous
+        );
     }
 }

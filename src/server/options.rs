@@ -100,4 +100,3 @@ impl ServerOptions {
             .min(self.max_message_size)
     }
 }
-

@@ -12,6 +12,27 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
+    /// A bucket of `capacity` tokens (full at start) refilled at `per_sec`.
+    pub fn new(capacity: f64, per_sec: f64, now: Instant) -> Self {
+        Self {
+            capacity,
+            per_sec,
+            tokens: capacity,
+            last: now,
+        }
+    }
+
+    /// Seconds until one token is back (0 when one is there).
+    pub fn wait_secs(&self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        let tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
+        if tokens >= 1.0 {
+            0.0
+        } else {
+            (1.0 - tokens) / self.per_sec
+        }
+    }
+
     /// `None` when `per_minute` is 0 (no limit).
     pub fn per_minute(per_minute: u32, now: Instant) -> Option<Self> {
         (per_minute > 0).then(|| Self {

@@ -1,0 +1,343 @@
+//! One client protocol connection as a sans-io state machine.
+//!
+//! # Call order
+//! - [`ClientSession::new`] at the upgrade (with a token the upgrade request carried, if any);
+//! - [`ClientSession::handle_frame`] for each text frame, [`ClientSession::handle_binary`] for a
+//!   binary one, [`ClientSession::handle_timeout`] when [`ClientSession::poll_timeout`] passes;
+//! - after each of those: [`ClientSession::take_output`] (one text frame of replies and pushes,
+//!   newline-delimited) and [`ClientSession::disconnect`] (close with this code, then stop
+//!   calling in);
+//! - [`ClientSession::on_closed`] once when the connection ends, whatever ended it.
+//!
+//! Time comes in as [`Now`] and must not go backwards. Everything outside this connection
+//! (subscriber lists, publishing, the per-user connection count) goes through [`Host`], so the
+//! runtime and the tests each provide their own.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`connect`] | `connect` and `refresh`: tokens, anonymous access, server-side subscriptions |
+//! | [`subscribe`] | `subscribe`, `unsubscribe`, `sub_refresh` |
+//! | [`publish`] | `publish`, `rpc`, `send`, and what needs the engine (`presence`, `history`) |
+//! | [`rpc`] | the table of `rpc` methods |
+//! | [`timers`] | stale, ping/pong, expiry |
+
+mod connect;
+mod publish;
+pub mod rpc;
+mod subscribe;
+#[cfg(test)]
+mod tests;
+mod timers;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use tracing::debug;
+
+use crate::auth::Role;
+use crate::client_protocol::batch::{Parsed, decode_commands};
+use crate::client_protocol::codes::ClientError;
+use crate::client_protocol::reply::{Batch, ClientInfo};
+use crate::client_protocol::{Disconnect, Request};
+use crate::config::AppConfig;
+use crate::server::rate::TokenBucket;
+
+pub use rpc::{RpcContext, RpcTable};
+
+/// Most commands in one frame (bounded: a frame of 10,000 commands is refused with 3501).
+pub const MAX_COMMANDS_PER_FRAME: usize = 256;
+/// Commands refused for the rate limit (111) in a row before the connection is closed (3013).
+const RATE_STRIKES: u32 = 10;
+
+/// The time, twice: monotonic for timers, unix seconds for token expiry.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub at: Instant,
+    pub unix: u64,
+}
+
+impl Now {
+    pub fn system() -> Self {
+        Self {
+            at: Instant::now(),
+            unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// The instant `unix_time` corresponds to (never before now).
+    fn instant_of(&self, unix_time: u64) -> Instant {
+        self.at + Duration::from_secs(unix_time.saturating_sub(self.unix))
+    }
+}
+
+/// What a session needs from the world around it.
+pub trait Host {
+    /// Make this connection a subscriber of `channel`.
+    fn subscribe(&mut self, channel: &str) -> Result<(), ClientError>;
+    fn unsubscribe(&mut self, channel: &str);
+    /// Publish `data` into `channel` (every subscriber, on every worker, in one order).
+    fn publish(
+        &mut self,
+        channel: &str,
+        data: &RawValue,
+        info: Option<&ClientInfo>,
+    ) -> Result<(), ClientError>;
+    /// Count a connection of `user` against the per-user cap; false when it is full.
+    fn user_connected(&mut self, user: &str) -> bool;
+    fn user_disconnected(&mut self, user: &str);
+}
+
+/// What every session of a server shares.
+pub struct SessionEnv {
+    pub cfg: Arc<AppConfig>,
+    pub rpc: RpcTable,
+    /// The version the connect reply announces.
+    pub version: &'static str,
+}
+
+impl SessionEnv {
+    pub fn new(cfg: Arc<AppConfig>) -> Self {
+        Self {
+            cfg,
+            rpc: RpcTable::default(),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Upgraded; waiting for `connect` until the deadline.
+    Connecting {
+        deadline: Instant,
+    },
+    Connected,
+    /// A disconnect was decided; nothing more is handled.
+    Closed,
+}
+
+/// One subscription of the connection.
+#[derive(Debug, Clone)]
+struct Sub {
+    server_side: bool,
+    /// When the subscription ends unless refreshed (sub token `exp` + grace).
+    close_at: Option<Instant>,
+}
+
+/// One connection's protocol state.
+pub struct ClientSession {
+    env: Arc<SessionEnv>,
+    client_id: String,
+    state: State,
+    /// Token from the upgrade request (header, cookie or query), used when `connect` has none.
+    upgrade_token: Option<String>,
+    user: String,
+    role: Role,
+    /// The publisher info of this connection's publications (user, client, token `info`).
+    info: Option<ClientInfo>,
+    /// Counted against the per-user cap (released on close).
+    counted: bool,
+    /// Closes with 3005 at this time unless refreshed (token exp + expired_close_delay).
+    expire_close_at: Option<Instant>,
+    subs: HashMap<String, Sub>,
+    next_ping: Option<Instant>,
+    pong_deadline: Option<Instant>,
+    bucket: Option<TokenBucket>,
+    rate_strikes: u32,
+    out: Batch,
+    disconnect: Option<Disconnect>,
+}
+
+impl ClientSession {
+    pub fn new(
+        env: Arc<SessionEnv>,
+        client_id: String,
+        upgrade_token: Option<String>,
+        now: Now,
+    ) -> Self {
+        let c = env.cfg.client();
+        let deadline = now.at + c.stale_close_delay.0;
+        let rate = c.command_rate_limit;
+        let bucket = (rate > 0).then(|| TokenBucket::new(2.0 * rate as f64, rate as f64, now.at));
+        Self {
+            env,
+            client_id,
+            state: State::Connecting { deadline },
+            upgrade_token,
+            user: String::new(),
+            role: Role::Guest,
+            info: None,
+            counted: false,
+            expire_close_at: None,
+            subs: HashMap::new(),
+            next_ping: None,
+            pong_deadline: None,
+            bucket,
+            rate_strikes: 0,
+            out: Batch::default(),
+            disconnect: None,
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The user of a connected session ("" = anonymous).
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    pub fn subscriptions(&self) -> impl Iterator<Item = &str> {
+        self.subs.keys().map(String::as_str)
+    }
+
+    /// Replies and pushes produced since the last call: one text frame's payload.
+    pub fn take_output(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| self.out.take())
+    }
+
+    /// Set once the session decided to close the connection.
+    pub fn disconnect(&self) -> Option<&Disconnect> {
+        self.disconnect.as_ref()
+    }
+
+    /// Ends the session with `d` (the first decision wins).
+    fn close(&mut self, d: Disconnect) {
+        if self.disconnect.is_none() {
+            debug!(client = %self.client_id, user = %self.user, code = d.code, reason = %d.reason, "disconnect");
+            self.disconnect = Some(d);
+        }
+        self.state = State::Closed;
+    }
+
+    /// A binary frame: not part of the JSON protocol.
+    pub fn handle_binary(&mut self) {
+        self.close(Disconnect::INAPPROPRIATE_PROTOCOL.with_detail(
+            "binary frames are not part of centrifuge-json (protobuf is not supported)",
+        ));
+    }
+
+    /// One text frame of newline-delimited commands.
+    pub fn handle_frame(&mut self, frame: &[u8], now: Now, host: &mut dyn Host) {
+        if self.state == State::Closed {
+            return;
+        }
+        let limit = self.env.cfg.file.websocket.message_size_limit;
+        if frame.len() as u64 > limit {
+            self.close(Disconnect::BAD_REQUEST.with_detail(format_args!(
+                "message of {} bytes over the limit of {limit}",
+                frame.len()
+            )));
+            return;
+        }
+        let commands = match decode_commands(frame, MAX_COMMANDS_PER_FRAME) {
+            Ok(c) => c,
+            Err(e) => {
+                self.close(Disconnect::BAD_REQUEST.with_detail(e));
+                return;
+            }
+        };
+        for parsed in &commands {
+            if self.state == State::Closed {
+                break;
+            }
+            self.handle_command(parsed, now, host);
+        }
+    }
+
+    fn handle_command(&mut self, p: &Parsed<'_>, now: Now, host: &mut dyn Host) {
+        let cmd = &p.command;
+        let id = cmd.id;
+        let request = cmd.request();
+        let is_pong = id == 0 && matches!(request, Request::None);
+        if !is_pong && !self.take_token(id, now) {
+            return;
+        }
+        if id == 0 && !matches!(request, Request::None | Request::Send(_)) {
+            self.close(
+                Disconnect::BAD_REQUEST.with_detail("command id 0 is only for send and the pong"),
+            );
+            return;
+        }
+        if let State::Connecting { .. } = self.state
+            && !matches!(request, Request::Connect(_))
+        {
+            self.close(Disconnect::BAD_REQUEST.with_detail("the first command must be connect"));
+            return;
+        }
+        match request {
+            Request::Connect(r) => self.on_connect(id, r, now, host),
+            Request::Refresh(r) => self.on_refresh(id, r, now),
+            Request::Subscribe(r) => self.on_subscribe(id, r, now, host),
+            Request::Unsubscribe(r) => self.on_unsubscribe(id, r, host),
+            Request::SubRefresh(r) => self.on_sub_refresh(id, r, now),
+            Request::Publish(r) => self.on_publish(id, r, host),
+            Request::Presence(_) | Request::PresenceStats(_) | Request::History(_) => {
+                self.on_engine_feature(id)
+            }
+            Request::Rpc(r) => self.on_rpc(id, r),
+            Request::Send(r) => self.on_send(r),
+            Request::Ping => self.reply_empty(id, "ping"),
+            Request::None if is_pong => self.pong_deadline = None,
+            Request::None => {
+                let e = if p.has_keys_besides_id() {
+                    ClientError::METHOD_NOT_FOUND.with_detail("unknown command")
+                } else {
+                    ClientError::BAD_REQUEST.with_detail("the command has no request object")
+                };
+                self.out.error(id, &e);
+            }
+        }
+    }
+
+    /// The command rate limit: 111 while over it, 3013 after [`RATE_STRIKES`] in a row.
+    fn take_token(&mut self, id: u32, now: Now) -> bool {
+        let Some(b) = &mut self.bucket else {
+            return true;
+        };
+        if b.try_take(now.at) {
+            self.rate_strikes = 0;
+            return true;
+        }
+        self.rate_strikes += 1;
+        if self.rate_strikes > RATE_STRIKES {
+            self.close(Disconnect::TOO_MANY_REQUESTS.with_detail(format_args!(
+                "over {} commands/s",
+                self.env.cfg.client().command_rate_limit
+            )));
+        } else if id != 0 {
+            self.out.error(id, &ClientError::TOO_MANY_REQUESTS);
+        }
+        false
+    }
+
+    fn reply_empty(&mut self, id: u32, key: &str) {
+        self.out
+            .reply(id, key, &crate::client_protocol::reply::EmptyResult {});
+    }
+
+    /// The connection ended: leave every channel, give back the user's connection slot.
+    pub fn on_closed(&mut self, host: &mut dyn Host) {
+        for (ch, _) in self.subs.drain() {
+            host.unsubscribe(&ch);
+        }
+        if self.counted {
+            self.counted = false;
+            host.user_disconnected(&self.user);
+        }
+        self.state = State::Closed;
+    }
+}

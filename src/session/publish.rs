@@ -1,0 +1,79 @@
+//! `publish`, `rpc`, `send`, and the commands that need the channel engine.
+
+use tracing::{debug, info};
+
+use super::connect::AUDIT;
+use super::rpc::RpcContext;
+use super::{ClientSession, Host};
+use crate::client_protocol::codes::ClientError;
+use crate::client_protocol::command::{PublishRequest, RpcRequest, SendRequest};
+use crate::client_protocol::reply::RpcResult;
+
+impl ClientSession {
+    pub(super) fn on_publish(&mut self, id: u32, r: &PublishRequest<'_>, host: &mut dyn Host) {
+        let Some(data) = r.data else {
+            return self.out.error(
+                id,
+                &ClientError::BAD_REQUEST.with_detail("publish needs data"),
+            );
+        };
+        let env = self.env.clone();
+        let channel = r.channel.as_ref();
+        let resolved = match env.cfg.channels.resolve(channel) {
+            Ok(c) => c,
+            Err(e) => return self.out.error(id, &e),
+        };
+        let subscribed = self.subs.contains_key(channel);
+        if let Err(e) = env
+            .cfg
+            .channels
+            .may_publish(&resolved, &self.user, subscribed)
+        {
+            info!(target: AUDIT, client = %self.client_id, user = %self.user, channel, "publish denied: {}", e.message);
+            return self.out.error(id, &e);
+        }
+        match host.publish(channel, data, self.info.as_ref()) {
+            Ok(()) => self.reply_empty(id, "publish"),
+            Err(e) => self.out.error(id, &e),
+        }
+    }
+
+    /// `presence`, `presence_stats`, `history`: answered by the channel engine, not built yet.
+    pub(super) fn on_engine_feature(&mut self, id: u32) {
+        self.out.error(
+            id,
+            &ClientError::NOT_AVAILABLE.with_detail("history and presence are not built yet"),
+        );
+    }
+
+    pub(super) fn on_rpc(&mut self, id: u32, r: &RpcRequest<'_>) {
+        let env = self.env.clone();
+        let Some(handler) = env.rpc.get(&r.method) else {
+            return self.out.error(
+                id,
+                &ClientError::METHOD_NOT_FOUND
+                    .with_detail(format_args!("no rpc method {:?}", r.method)),
+            );
+        };
+        let ctx = RpcContext {
+            user: &self.user,
+            client: &self.client_id,
+            role: self.role,
+        };
+        match handler(&ctx, r.data) {
+            Ok(data) => self.out.reply(
+                id,
+                "rpc",
+                &RpcResult {
+                    data: data.as_deref(),
+                },
+            ),
+            Err(e) => self.out.error(id, &e),
+        }
+    }
+
+    /// `send`: asynchronous, no reply. No handler is registered for it yet: logged, dropped.
+    pub(super) fn on_send(&mut self, r: &SendRequest<'_>) {
+        debug!(client = %self.client_id, bytes = r.data.map_or(0, |d| d.get().len()), "send: no handler, ignored");
+    }
+}

@@ -1,0 +1,467 @@
+//! The session without sockets: a fake host, time moved by hand.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use super::*;
+use crate::config::{AppConfig, AppFlags};
+
+#[derive(Default)]
+struct FakeHost {
+    subscribed: Vec<String>,
+    published: Vec<(String, String, Option<String>)>,
+    users: HashMap<String, usize>,
+    cap: usize,
+}
+
+impl Host for FakeHost {
+    fn subscribe(&mut self, channel: &str) -> Result<(), ClientError> {
+        self.subscribed.push(channel.to_owned());
+        Ok(())
+    }
+    fn unsubscribe(&mut self, channel: &str) {
+        self.subscribed.retain(|c| c != channel);
+    }
+    fn publish(
+        &mut self,
+        channel: &str,
+        data: &RawValue,
+        info: Option<&ClientInfo>,
+    ) -> Result<(), ClientError> {
+        self.published.push((
+            channel.into(),
+            data.get().into(),
+            info.map(|i| i.user.clone()),
+        ));
+        Ok(())
+    }
+    fn user_connected(&mut self, user: &str) -> bool {
+        let n = self.users.entry(user.into()).or_default();
+        if self.cap > 0 && *n >= self.cap {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+    fn user_disconnected(&mut self, user: &str) {
+        *self.users.get_mut(user).unwrap() -= 1;
+    }
+}
+
+const SECRET: &str = "test-secret";
+const CONFIG: &str = r#"
+[client]
+ping_interval = "25s"
+pong_timeout = "8s"
+command_rate_limit = 0
+[channel.without_namespace]
+allow_subscribe_for_client = true
+[[channel.namespaces]]
+name = "chat"
+allow_subscribe_for_client = true
+allow_publish_for_subscriber = true
+[[channel.namespaces]]
+name = "ro"
+allow_subscribe_for_client = true
+[[channel.namespaces]]
+name = "personal"
+allow_user_limited_channels = true
+"#;
+
+fn env_with(extra: &str) -> Arc<SessionEnv> {
+    let dir = std::env::temp_dir().join(format!("ringcast-session-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("c{}.toml", extra.len()));
+    std::fs::write(&path, format!("{CONFIG}{extra}")).unwrap();
+    let flags = AppFlags {
+        config: Some(path),
+        token_hmac_secret: Some(SECRET.into()),
+        raw_rooms: "on".into(),
+        ..AppFlags::default()
+    };
+    Arc::new(SessionEnv::new(Arc::new(AppConfig::build(&flags).unwrap())))
+}
+
+fn token(claims: serde_json::Value) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn t0() -> Now {
+    Now {
+        at: Instant::now(),
+        unix: 1_800_000_000,
+    }
+}
+
+fn later(now: Now, secs: u64) -> Now {
+    Now {
+        at: now.at + Duration::from_secs(secs),
+        unix: now.unix + secs,
+    }
+}
+
+fn out(s: &mut ClientSession) -> String {
+    String::from_utf8(s.take_output().unwrap_or_default()).unwrap()
+}
+
+fn connected(env: &Arc<SessionEnv>, host: &mut FakeHost, user: &str, now: Now) -> ClientSession {
+    let mut s = ClientSession::new(env.clone(), "c1".into(), None, now);
+    let t = token(json!({"sub": user, "exp": now.unix + 3600}));
+    s.handle_frame(
+        format!(r#"{{"id":1,"connect":{{"token":"{t}"}}}}"#).as_bytes(),
+        now,
+        host,
+    );
+    let reply = out(&mut s);
+    assert!(reply.contains(r#""client":"c1""#), "{reply}");
+    assert!(s.is_connected());
+    s
+}
+
+#[test]
+fn connect_reply_tells_expiry_and_ping() {
+    let env = env_with("");
+    let mut host = FakeHost::default();
+    let now = t0();
+    let mut s = ClientSession::new(env, "c1".into(), None, now);
+    let t = token(json!({"sub":"alice","exp": now.unix + 60}));
+    s.handle_frame(
+        format!(r#"{{"id":1,"connect":{{"token":"{t}"}}}}"#).as_bytes(),
+        now,
+        &mut host,
+    );
+    let r = out(&mut s);
+    assert_eq!(
+        r,
+        format!(
+            r#"{{"id":1,"connect":{{"client":"c1","version":"{}","expires":true,"ttl":60,"ping":25,"pong":true}}}}"#,
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    assert_eq!(s.user(), "alice");
+    assert_eq!(host.users["alice"], 1);
+}
+
+#[test]
+fn expired_token_is_109_and_the_session_waits_for_another_connect() {
+    let env = env_with("");
+    let mut host = FakeHost::default();
+    let now = t0();
+    let mut s = ClientSession::new(env, "c1".into(), None, now);
+    let t = token(json!({"sub":"alice","exp": now.unix - 1}));
+    s.handle_frame(
+        format!(r#"{{"id":1,"connect":{{"token":"{t}"}}}}"#).as_bytes(),
+        now,
+        &mut host,
+    );
+    assert_eq!(
+        out(&mut s),
+        r#"{"id":1,"error":{"code":109,"message":"token expired"}}"#
+    );
+    assert!(s.disconnect().is_none());
+    let t = token(json!({"sub":"alice"}));
+    s.handle_frame(
+        format!(r#"{{"id":2,"connect":{{"token":"{t}"}}}}"#).as_bytes(),
+        now,
+        &mut host,
+    );
+    assert!(s.is_connected());
+}
+
+#[test]
+fn invalid_token_closes_3500_and_no_token_3501() {
+    let env = env_with("");
+    let mut host = FakeHost::default();
+    let mut s = ClientSession::new(env.clone(), "c1".into(), None, t0());
+    s.handle_frame(
+        br#"{"id":1,"connect":{"token":"garbage"}}"#,
+        t0(),
+        &mut host,
+    );
+    assert_eq!(s.disconnect().unwrap().code, 3500);
+    let mut s = ClientSession::new(env, "c2".into(), None, t0());
+    s.handle_frame(br#"{"id":1,"connect":{}}"#, t0(), &mut host);
+    assert_eq!(s.disconnect().unwrap().code, 3501);
+}
+
+#[test]
+fn commands_before_connect_and_stale_connections_are_closed() {
+    let env = env_with("");
+    let mut host = FakeHost::default();
+    let now = t0();
+    let mut s = ClientSession::new(env.clone(), "c1".into(), None, now);
+    s.handle_frame(br#"{"id":1,"subscribe":{"channel":"a"}}"#, now, &mut host);
+    assert_eq!(s.disconnect().unwrap().code, 3501);
+    let mut s = ClientSession::new(env, "c2".into(), None, now);
+    let at = s.poll_timeout().unwrap();
+    assert_eq!(at, now.at + Duration::from_secs(10));
+    s.handle_timeout(later(now, 10), &mut host);
+    assert_eq!(s.disconnect().unwrap().code, 3502);
+}
+
+#[test]
+fn subscribe_publish_and_their_errors() {
+    let env = env_with("");
+    let mut host = FakeHost::default();
+    let now = t0();
+    let mut s = connected(&env, &mut host, "alice", now);
+    s.handle_frame(
+        b"{\"id\":2,\"subscribe\":{\"channel\":\"chat:a\"}}\n{\"id\":3,\"publish\":{\"channel\":\"chat:a\",\"data\":{\"t\":1}}}\n{\"id\":4,\"publish\":{\"channel\":\"ro:x\",\"data\":{}}}\n{\"id\":5,\"subscribe\":{\"channel\":\"nope:x\"}}\n{\"id\":6,\"subscribe\":{\"channel\":\"chat:a\"}}",
+        now,
+        &mut host,
+    );
+    let r = out(&mut s);
+    let lines: Vec<&str> = r.lines().collect();
+    assert_eq!(lines[0], r#"{"id":2,"subscribe":{}}"#);
+    assert_eq!(lines[1], r#"{"id":3,"publish":{}}"#);
+    assert!(
+        lines[2].starts_with(r#"{"id":4,"error":{"code":103"#),
+        "{r}"
+    );
+    assert!(
+        lines[3].starts_with(r#"{"id":5,"error":{"code":102"#),
+        "{r}"
+    );
+    assert!(
+        lines[4].starts_with(r#"{"id":6,"error":{"code":105"#),
+        "{r}"
+    );
+    assert_eq!(
+        host.published,
+        vec![("chat:a".into(), r#"{"t":1}"#.into(), Some("alice".into()))]
+    );
+    s.on_closed(&mut host);
+    assert!(host.subscribed.is_empty());
+    assert_eq!(host.users["alice"], 0);
+}
+
+#[test]
+fn channel_limit_is_106() {
+    let env = env_with("");
+    let mut host = FakeHost::default();
+    let now = t0();
+    let mut s = connected(&env, &mut host, "alice", now);
+    let frame: Vec<String> = (1..=129)
+        .map(|i| format!(r#"{{"id":{},"subscribe":{{"channel":"c{i}"}}}}"#, i + 1))
+        .collect();
+    s.handle_frame(frame.join("\n").as_bytes(), now, &mut host);
+    let r = out(&mut s);
+    assert_eq!(
+        r.lines()
+            .filter(|l| l.contains(r#""subscribe":{}"#))
+            .count(),
+        128
+    );
+    assert!(r.lines().last().unwrap().contains(r#""code":106"#), "{r}");
+}
+
+#[test]
+fn malformed_commands_get_their_codes() {
+    let env = env_with("");
+    let mut host = FakeHost::default();
+    let now = t0();
+    let mut s = connected(&env, &mut host, "alice", now);
+    s.handle_frame(br#"{"id":7,"frobnicate":{}}"#, now, &mut host);
+    assert!(out(&mut s).contains(r#""code":104"#));
+    s.handle_frame(br#"{"id":8}"#, now, &mut host);
+    assert!(out(&mut s).contains(r#""code":107"#));
+    s.handle_frame(br#"{"id":9,"rpc":{"method":"nope"}}"#, now, &mut host);
+    assert!(out(&mut s).contains(r#""code":104"#));
+    s.handle_frame(
+        br#"{"id":10,"history":{"channel":"chat:a"}}"#,
+        now,
+        &mut host,
+    );
+    assert!(out(&mut s).contains(r#""code":108"#));
+    s.handle_frame(br#"{"id":0,"subscribe":{"channel":"x"}}"#, now, &mut host);
+    assert_eq!(s.disconnect().unwrap().code, 3501);
+    let mut s = connected(&env, &mut host, "bob", now);
+    s.handle_frame(b"not json", now, &mut host);
+    assert_eq!(s.disconnect().unwrap().code, 3501);
+    let mut s = connected(&env, &mut host, "carol", now);
+    s.handle_binary();
+    assert_eq!(s.disconnect().unwrap().code, 3506);
+}
+
+#[test]
+fn ping_pong_and_a_missing_pong() {
+    let env = env_with("");
+    let mut host = FakeHost::default();
+    let now = t0();
+    let mut s = connected(&env, &mut host, "alice", now);
+    assert_eq!(s.poll_timeout(), Some(now.at + Duration::from_secs(25)));
+    let t1 = later(now, 25);
+    s.handle_timeout(t1, &mut host);
+    assert_eq!(out(&mut s), "{}");
+    s.handle_frame(b"{}", later(now, 26), &mut host);
+    s.handle_timeout(later(now, 34), &mut host);
+    assert!(s.disconnect().is_none(), "pong arrived");
+    s.handle_timeout(later(now, 50), &mut host);
+    assert_eq!(out(&mut s), "{}");
+    s.handle_timeout(later(now, 58), &mut host);
+    assert_eq!(s.disconnect().unwrap().code, 3012);
+}
+
+#[test]
+fn refresh_extends_and_missing_refresh_closes_3005() {
+    let env = env_with("");
+    let mut host = FakeHost::default();
+    let now = t0();
+    let mut s = ClientSession::new(env, "c1".into(), None, now);
+    let t = token(json!({"sub":"alice","exp": now.unix + 10}));
+    s.handle_frame(
+        format!(r#"{{"id":1,"connect":{{"token":"{t}"}}}}"#).as_bytes(),
+        now,
+        &mut host,
+    );
+    out(&mut s);
+    let t = token(json!({"sub":"alice","exp": now.unix + 100}));
+    let at = later(now, 5);
+    s.handle_frame(
+        format!(r#"{{"id":2,"refresh":{{"token":"{t}"}}}}"#).as_bytes(),
+        at,
+        &mut host,
+    );
+    assert!(out(&mut s).contains(r#""ttl":95"#));
+    s.handle_timeout(later(now, 36), &mut host);
+    assert!(s.disconnect().is_none(), "refreshed: no 3005 at 10 + 25 s");
+    let mut s2 = ClientSession::new(env_with(""), "c2".into(), None, now);
+    let t = token(json!({"sub":"bob","exp": now.unix + 10}));
+    s2.handle_frame(
+        format!(r#"{{"id":1,"connect":{{"token":"{t}"}}}}"#).as_bytes(),
+        now,
+        &mut host,
+    );
+    s2.handle_timeout(later(now, 35), &mut host);
+    assert_eq!(s2.disconnect().unwrap().code, 3005);
+    // Another user's token in refresh: 3500.
+    let t = token(json!({"sub":"mallory"}));
+    s.handle_frame(
+        format!(r#"{{"id":3,"refresh":{{"token":"{t}"}}}}"#).as_bytes(),
+        at,
+        &mut host,
+    );
+    assert_eq!(s.disconnect().unwrap().code, 3500);
+}
+
+#[test]
+fn user_connection_cap_is_3504() {
+    let env = env_with("");
+    let mut host = FakeHost {
+        cap: 1,
+        ..FakeHost::default()
+    };
+    let now = t0();
+    let _a = connected(&env, &mut host, "alice", now);
+    let mut b = ClientSession::new(env, "c2".into(), None, now);
+    let t = token(json!({"sub":"alice"}));
+    b.handle_frame(
+        format!(r#"{{"id":1,"connect":{{"token":"{t}"}}}}"#).as_bytes(),
+        now,
+        &mut host,
+    );
+    assert_eq!(b.disconnect().unwrap().code, 3504);
+}
+
+#[test]
+fn personal_and_token_channels_are_server_side() {
+    let env = env_with(
+        "\n[client.subscribe_to_user_personal_channel]\nenabled = true\npersonal_channel_namespace = \"personal\"\n",
+    );
+    let mut host = FakeHost::default();
+    let now = t0();
+    let mut s = ClientSession::new(env.clone(), "c1".into(), None, now);
+    let t = token(json!({"sub":"alice","channels":["news"]}));
+    s.handle_frame(
+        format!(r#"{{"id":1,"connect":{{"token":"{t}"}}}}"#).as_bytes(),
+        now,
+        &mut host,
+    );
+    let r = out(&mut s);
+    assert!(
+        r.contains(r#""subs":{"news":{},"personal:#alice":{}}"#),
+        "{r}"
+    );
+    assert_eq!(host.subscribed, vec!["news", "personal:#alice"]);
+    // Another user's personal channel: refused.
+    s.handle_frame(
+        br##"{"id":2,"subscribe":{"channel":"personal:#bob"}}"##,
+        now,
+        &mut host,
+    );
+    assert!(out(&mut s).contains(r#""code":103"#));
+}
+
+#[test]
+fn private_channels_need_a_matching_subscription_token() {
+    let env = env_with("");
+    let mut host = FakeHost::default();
+    let now = t0();
+    let mut s = connected(&env, &mut host, "alice", now);
+    s.handle_frame(
+        br#"{"id":2,"subscribe":{"channel":"$chat:x"}}"#,
+        now,
+        &mut host,
+    );
+    assert!(out(&mut s).contains(r#""code":103"#));
+    let t = token(json!({"sub":"alice","channel":"$chat:x","exp": now.unix + 30}));
+    s.handle_frame(
+        format!(r#"{{"id":3,"subscribe":{{"channel":"$chat:x","token":"{t}"}}}}"#).as_bytes(),
+        now,
+        &mut host,
+    );
+    assert_eq!(
+        out(&mut s),
+        r#"{"id":3,"subscribe":{"expires":true,"ttl":30}}"#
+    );
+    // Not refreshed: unsubscribed with 2501 after exp + 25 s.
+    s.handle_timeout(later(now, 55), &mut host);
+    let r = out(&mut s);
+    assert!(r.contains(r#""unsubscribe":{"code":2501"#), "{r}");
+    assert!(s.disconnect().is_none());
+    let t = token(json!({"sub":"bob","channel":"$chat:x"}));
+    s.handle_frame(
+        format!(r#"{{"id":4,"subscribe":{{"channel":"$chat:x","token":"{t}"}}}}"#).as_bytes(),
+        later(now, 55),
+        &mut host,
+    );
+    assert_eq!(s.disconnect().unwrap().code, 3500);
+}
+
+#[test]
+fn command_rate_limit_answers_111_then_closes_3013() {
+    let env = env_with("");
+    let mut cfg_text = CONFIG.replace("command_rate_limit = 0", "command_rate_limit = 5");
+    cfg_text.push('\n');
+    let dir = std::env::temp_dir().join(format!("ringcast-session-rl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rl.toml");
+    std::fs::write(&path, cfg_text).unwrap();
+    let flags = AppFlags {
+        config: Some(path),
+        token_hmac_secret: Some(SECRET.into()),
+        raw_rooms: "on".into(),
+        ..AppFlags::default()
+    };
+    let env2 = Arc::new(SessionEnv::new(Arc::new(AppConfig::build(&flags).unwrap())));
+    drop(env);
+    let mut host = FakeHost::default();
+    let now = t0();
+    let mut s = connected(&env2, &mut host, "alice", now);
+    let pings: Vec<String> = (2..=30)
+        .map(|i| format!(r#"{{"id":{i},"ping":{{}}}}"#))
+        .collect();
+    s.handle_frame(pings.join("\n").as_bytes(), now, &mut host);
+    let r = out(&mut s);
+    assert!(r.contains(r#""code":111"#), "{r}");
+    assert_eq!(s.disconnect().unwrap().code, 3013);
+}
