@@ -28,6 +28,8 @@ struct Cli {
 enum Command {
     /// Report kernel, io_uring, buffer-ring support and limits; exit 1 if the host cannot run the server.
     Check,
+    /// Print the effective configuration (flags, environment and --config merged; secrets masked) and exit.
+    Config,
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,19 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
+        };
+    }
+
+    if let Some(Command::Config) = cli.command {
+        return match ringcast::config::AppConfig::build(&cli.server.app) {
+            Ok(cfg) => {
+                println!("{}", ringcast::config::show::effective_json(&cfg));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringcast: {e}");
+                ExitCode::from(2)
+            }
         };
     }
 
@@ -90,6 +105,20 @@ fn main() -> ExitCode {
         handle.local_addr
     );
 
+    let app = handle.app_config();
+    if app.try_it_out {
+        warn!(
+            "try-it-out mode: no token key is configured, so anyone may connect anonymously and \
+             subscribe and publish to channels without a namespace; configure a key \
+             (--token-hmac-secret, --token-public-key, --token-jwks-file or --config) to turn it off"
+        );
+    } else if app.allow_anonymous {
+        warn!("anonymous connections are allowed (--allow-anonymous): they get the guest role");
+    }
+    info!(
+        "client protocol (Centrifugo v2 JSON) at {scheme}://{}/connection/websocket",
+        handle.local_addr
+    );
     let trigger = handle.shutdown_trigger();
     std::thread::spawn(move || {
         let mut seen = 0;

@@ -31,11 +31,11 @@ use compio::net::TcpStream;
 use futures_util::Stream;
 use tracing::{debug, info};
 
+use super::app::{Admitted, ClientApp, RawRoom, admit};
 use super::notify::{Notify, yield_now};
 use super::options::RecvMode;
 use super::outbound::{Offer, Outbound};
 use super::rate::TokenBucket;
-use super::rooms::{Membership, room_from_path};
 use super::session::{Received, Session};
 use super::worker::Worker;
 use crate::proto::encode::server_frame;
@@ -161,11 +161,14 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
     reader.run().await;
     drop(writer);
 
-    if let Some(m) = reader.membership.take() {
+    if let Some(r) = reader.room.take() {
         worker
             .rooms
             .borrow_mut()
-            .leave(&worker.shared.rooms, worker.index, &m);
+            .leave(&worker.shared.rooms, worker.index, &r.membership);
+    }
+    if let Some(mut app) = reader.client.take() {
+        app.on_closed(&worker, id);
     }
     worker.conns.borrow_mut().remove(id);
     release(&worker);
@@ -272,7 +275,10 @@ struct Reader {
     worker: Rc<Worker>,
     conn: Rc<Conn>,
     phase: Phase,
-    membership: Option<Membership>,
+    /// A raw room connection's room.
+    room: Option<RawRoom>,
+    /// A client protocol connection's session.
+    client: Option<Box<ClientApp>>,
     accepted: Instant,
     ending_since: Instant,
     last_rx: Instant,
@@ -297,7 +303,8 @@ impl Reader {
                 head: Vec::new(),
                 reject,
             },
-            membership: None,
+            room: None,
+            client: None,
             accepted: now,
             ending_since: now,
             last_rx: now,
@@ -432,6 +439,9 @@ impl Reader {
         if let Some(d) = self.conn.close_deadline.get() {
             t = t.min(d);
         }
+        if let Some(d) = self.client.as_ref().and_then(|c| c.poll_timeout()) {
+            t = t.min(d);
+        }
         t
     }
 
@@ -465,6 +475,11 @@ impl Reader {
                 conn.broken.set(true);
             }
             Phase::Open { .. } => {
+                if let Some(app) = &mut self.client
+                    && app.poll_timeout().is_some_and(|d| now >= d)
+                {
+                    app.on_timeout(&self.worker, conn);
+                }
                 if now >= self.idle_check_at {
                     // Next look at the idle clock: when it would run out at the earliest.
                     self.idle_check_at = self.last_rx + opts.idle_timeout;
@@ -553,25 +568,44 @@ impl Reader {
             );
             return self.refuse(error_response(status, &msg));
         }
-        let room = match room_from_path(request.path) {
-            Ok(r) => r,
-            Err(e) => return self.refuse(error_response(Status::NOT_FOUND, &e.to_string())),
-        };
-        let joined = self.worker.rooms.borrow_mut().join(
-            &shared.rooms,
-            self.worker.index,
-            room,
+        let admitted = admit(
+            &self.worker,
             self.conn.id,
+            &request,
+            self.conn.peer.ip(),
+            now,
         );
-        match joined {
-            Ok(m) => self.membership = Some(m),
-            Err(e) => {
-                return self.refuse(error_response(Status::SERVICE_UNAVAILABLE, &e.to_string()));
+        let (protocol, close) = match admitted {
+            Err(refusal) => return self.refuse(refusal),
+            Ok(Admitted::Room(r)) => {
+                debug!(conn = self.conn.id, room = %r.membership.room, "upgraded");
+                self.room = Some(r);
+                (None, None)
             }
-        }
+            Ok(Admitted::Client {
+                app,
+                protocol,
+                close,
+            }) => {
+                debug!(
+                    conn = self.conn.id,
+                    client = app.session.client_id(),
+                    "upgraded to the client protocol"
+                );
+                self.client = Some(app);
+                (protocol, close)
+            }
+        };
         self.conn
-            .send_handshake(switching_protocols(&request.accept_key(), None));
-        debug!(conn = self.conn.id, room, "upgraded");
+            .send_handshake(switching_protocols(&request.accept_key(), protocol));
+        if let Some(d) = close {
+            self.conn.close(
+                CloseCode(d.code),
+                &d.reason,
+                false,
+                shared.opts.close_timeout,
+            );
+        }
         let opts = &shared.opts;
         let decoder = Decoder::new(DecoderConfig {
             role: Role::Server,
@@ -580,7 +614,12 @@ impl Reader {
         });
         self.phase = Phase::Open {
             decoder: Box::new(decoder),
-            bucket: TokenBucket::per_minute(opts.rate_limit, now),
+            // Client protocol sessions limit their commands themselves.
+            bucket: if self.client.is_some() {
+                None
+            } else {
+                TokenBucket::per_minute(opts.rate_limit, now)
+            },
         };
         self.last_rx = now;
         self.last_ping = now;
@@ -674,12 +713,20 @@ impl Reader {
                     .stats
                     .messages_in
                     .fetch_add(1, Ordering::Relaxed);
-                let room = &self
-                    .membership
-                    .as_ref()
-                    .expect("open connections are in a room")
-                    .room;
-                self.worker.publish(room, m.into_server_frame());
+                if let Some(app) = &mut self.client {
+                    app.on_message(&self.worker, &conn, m.text().map(str::as_bytes));
+                    return ControlFlow::Continue(());
+                }
+                let room = self.room.as_ref().expect("open connections have an app");
+                if room.can_publish {
+                    self.worker
+                        .publish(&room.membership.room, m.into_server_frame());
+                } else {
+                    debug!(
+                        conn = conn.id,
+                        "raw room message dropped: no publish permission"
+                    );
+                }
             }
             Event::Ping(p) => {
                 // A Pong costs like a message: Pings count against the rate limit too.

@@ -13,8 +13,18 @@ use bytes::Bytes;
 use crossbeam_queue::ArrayQueue;
 use futures_util::task::AtomicWaker;
 
-/// A frame for every local member of a room.
+/// Which subscriber lists a delivery is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A raw room.
+    Room,
+    /// A client protocol channel.
+    Channel,
+}
+
+/// A frame for every local member of a room or channel.
 pub struct Delivery {
+    pub target: Target,
     pub room: Arc<str>,
     pub frame: Bytes,
 }

@@ -7,6 +7,8 @@
 //! | [`tls`] | rustls config from PEM files or a dev certificate |
 //! | [`listener`] | SO_REUSEPORT sockets, one per worker, same address |
 //! | [`worker`] | a thread + runtime: accept loop, inbox drain, connection slab, local rooms |
+//! | [`admission`] | the door: origins, per-IP connect rate, upgrade tokens, per-user counts |
+//! | [`app`] | raw room or client protocol session, chosen at the upgrade; the session's host |
 //! | [`conn`] | a connection's reader and writer tasks, timers, closing |
 //! | [`session`] | TLS or plain byte session (rustls driven by hand) |
 //! | [`outbound`] | a connection's bounded outbound queue |
@@ -16,6 +18,8 @@
 //! | [`notify`] | single-thread wake-ups between a connection's tasks |
 //! | [`check`] | what the host supports (`ringcast check`) |
 
+pub mod admission;
+pub mod app;
 pub mod check;
 pub mod conn;
 pub mod inbox;
@@ -56,6 +60,8 @@ pub enum StartError {
         index: usize,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("--workers must be between 1 and {MAX_WORKERS}, not {0}")]
     Workers(usize),
     #[error(
@@ -93,6 +99,13 @@ pub struct ServerShared {
     pub worker_connections: Vec<AtomicUsize>,
     pub shutting_down: AtomicBool,
     pub stats: Stats,
+    /// The application layer's configuration.
+    pub app: Arc<crate::config::AppConfig>,
+    pub session_env: Arc<crate::session::SessionEnv>,
+    /// Client protocol channels: which workers have subscribers.
+    pub channels: RoomDirectory,
+    pub users: admission::UserConnections,
+    pub connect_limiter: admission::ConnectLimiter,
 }
 
 /// Starts a graceful shutdown from any thread.
@@ -130,6 +143,7 @@ impl ServerHandle {
                 message: opts.max_message_size,
             });
         }
+        let app = Arc::new(crate::config::AppConfig::build(&opts.app)?);
         let (tls, cert) = if opts.plaintext {
             (None, None)
         } else {
@@ -150,6 +164,11 @@ impl ServerHandle {
                 source,
             })?;
         let shared = Arc::new(ServerShared {
+            session_env: Arc::new(crate::session::SessionEnv::new(app.clone())),
+            channels: RoomDirectory::new(opts.max_rooms),
+            users: admission::UserConnections::new(app.client().user_connection_limit),
+            connect_limiter: admission::ConnectLimiter::new(app.client().connect_rate_limit),
+            app,
             rooms: RoomDirectory::new(opts.max_rooms),
             inboxes: (0..n).map(|_| Inbox::new(opts.inbox_capacity)).collect(),
             opts,
@@ -233,6 +252,11 @@ impl ServerHandle {
             .iter()
             .map(|c| c.load(Ordering::Acquire))
             .collect()
+    }
+
+    /// The effective application configuration.
+    pub fn app_config(&self) -> &crate::config::AppConfig {
+        &self.shared.app
     }
 
     pub fn inbox_dropped(&self) -> u64 {

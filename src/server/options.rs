@@ -85,6 +85,8 @@ pub struct ServerOptions {
     /// How connections read.
     #[arg(long, value_enum, default_value = "auto")]
     pub recv_mode: RecvMode,
+    #[command(flatten)]
+    pub app: crate::config::AppFlags,
 }
 
 impl ServerOptions {

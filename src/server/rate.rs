@@ -22,6 +22,12 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket would be full at `now` (nothing taken recently).
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.per_sec >= self.capacity
+    }
+
     /// Seconds until one token is back (0 when one is there).
     pub fn wait_secs(&self, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

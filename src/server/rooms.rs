@@ -82,6 +82,16 @@ impl RoomDirectory {
         }
     }
 
+    /// Calls `f` with the room's name and worker mask while holding the directory's lock, so
+    /// that deliveries pushed inside `f` enter the inboxes in one order per room. Not called
+    /// when nobody is in the room.
+    pub fn with_workers(&self, name: &str, f: impl FnOnce(&Arc<str>, u64)) {
+        let rooms = self.rooms.lock().expect("room directory poisoned");
+        if let Some((k, mask)) = rooms.get_key_value(name) {
+            f(k, mask.load(Ordering::Acquire));
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.rooms.lock().expect("room directory poisoned").len()
     }

@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 
 use super::ServerShared;
 use super::conn::{self, Conn};
-use super::inbox::Delivery;
+use super::inbox::{Delivery, Target};
 use super::notify::Notify;
 use super::options::RecvMode;
 use super::rooms::{LocalRoom, LocalRooms};
@@ -54,6 +54,8 @@ pub struct Worker {
     /// This worker's connections; a connection's id is its key here.
     pub conns: RefCell<Slab<Rc<Conn>>>,
     pub rooms: RefCell<LocalRooms>,
+    /// This worker's subscribers of client protocol channels.
+    pub channels: RefCell<LocalRooms>,
     /// Notified when a connection ends (shutdown waits for the slab to empty).
     pub conns_changed: Notify,
     /// Send buffers of connections that went idle, for the next flush of any connection.
@@ -72,6 +74,7 @@ impl Worker {
             let w = others.trailing_zeros() as usize;
             others &= others - 1;
             let delivery = Delivery {
+                target: Target::Room,
                 room: local.name.clone(),
                 frame: frame.clone(),
             };
@@ -84,6 +87,33 @@ impl Worker {
             }
         }
         self.fan_out(local, &frame);
+    }
+
+    /// Sends a channel's frame to its subscribers on every worker, this one's included,
+    /// through the inboxes and under the directory's lock: every subscriber sees a channel's
+    /// publications in one order, whichever workers publish (app-layer rule 1).
+    pub fn publish_channel(&self, channel: &str, frame: Bytes) {
+        self.shared
+            .channels
+            .with_workers(channel, |name, mut mask| {
+                while mask != 0 {
+                    let w = mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    let delivery = Delivery {
+                        target: Target::Channel,
+                        room: name.clone(),
+                        frame: frame.clone(),
+                    };
+                    if !self.shared.inboxes[w].send(delivery) {
+                        warn!(
+                            worker = self.index,
+                            to = w,
+                            channel,
+                            "inbox of worker {w} is full: publication dropped there"
+                        );
+                    }
+                }
+            });
     }
 
     fn fan_out(&self, room: &LocalRoom, frame: &Bytes) {
@@ -108,7 +138,10 @@ impl Worker {
             })
             .await;
             while let Some(d) = inbox.pop() {
-                let rooms = self.rooms.borrow();
+                let rooms = match d.target {
+                    Target::Room => self.rooms.borrow(),
+                    Target::Channel => self.channels.borrow(),
+                };
                 if let Some(local) = rooms.get(&d.room) {
                     self.fan_out(local, &d.frame);
                 }
@@ -263,6 +296,7 @@ pub fn run(
             recv_mode,
             conns: RefCell::new(Slab::new()),
             rooms: RefCell::new(LocalRooms::default()),
+            channels: RefCell::new(LocalRooms::default()),
             conns_changed: Notify::default(),
             send_buffers: SendBuffers::new(SEND_BUFFERS_KEPT_BYTES, SEND_BUFFER_KEPT_LEN),
             shutdown: Notify::default(),

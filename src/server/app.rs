@@ -1,0 +1,313 @@
+//! What an upgraded connection runs: a raw room, or a client protocol session. Chosen by path at
+//! the upgrade ([`admit`]); this module drives the session for the connection glue in `conn`
+//! and is the session's [`Host`] on this worker. Protocol decisions stay in
+//! [`crate::session`]; here only bytes, subscriber lists and inboxes.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde_json::value::RawValue;
+use tracing::{info, warn};
+
+use super::admission::{TokenSource, origin_allowed, query_param, upgrade_token};
+use super::conn::Conn;
+use super::rooms::{Membership, room_from_path};
+use super::worker::Worker;
+use crate::auth::TokenError;
+use crate::client_protocol::codes::ClientError;
+use crate::client_protocol::reply::{ClientInfo, Publication, publication_push};
+use crate::client_protocol::{self as cp, Disconnect};
+use crate::proto::encode::server_frame;
+use crate::proto::handshake::{Request, Status, error_response};
+use crate::proto::{CloseCode, OpCode};
+use crate::session::{ClientSession, Host, Now};
+
+const AUDIT: &str = "ringcast::audit";
+
+/// A raw room connection: where it is and whether it may publish.
+pub struct RawRoom {
+    pub membership: Membership,
+    pub can_publish: bool,
+}
+
+/// A client protocol connection: its session and its places in this worker's channel lists.
+pub struct ClientApp {
+    pub session: ClientSession,
+    subs: HashMap<String, Membership>,
+}
+
+/// The upgrade's outcome.
+pub enum Admitted {
+    Room(RawRoom),
+    Client {
+        app: Box<ClientApp>,
+        /// The subprotocol to name in the 101.
+        protocol: Option<&'static str>,
+        /// Close right after the upgrade (the protobuf flavour: 3506).
+        close: Option<Disconnect>,
+    },
+}
+
+/// Decides what the upgrade request gets: an [`Admitted`] or the HTTP refusal to send.
+pub fn admit(
+    worker: &Worker,
+    conn_id: usize,
+    req: &Request<'_>,
+    peer: std::net::IpAddr,
+    now: Instant,
+) -> Result<Admitted, Vec<u8>> {
+    let shared = &worker.shared;
+    let cfg = &shared.app;
+    let client = cfg.client();
+    if !origin_allowed(req.origin, req.host, &client.allowed_origins) {
+        let origin = req.origin.unwrap_or_default();
+        info!(target: AUDIT, %peer, origin, "upgrade refused: origin not allowed");
+        return Err(error_response(
+            Status::FORBIDDEN,
+            &format!("origin {origin} is not allowed (client.allowed_origins / --allowed-origins)"),
+        ));
+    }
+    if let Err(secs) = shared.connect_limiter.check(peer, now) {
+        info!(target: AUDIT, %peer, "upgrade refused: connect rate limit");
+        let msg = format!(
+            "too many new connections from {peer}: at most {}/s; retry in {secs} s",
+            client.connect_rate_limit
+        );
+        let mut r = error_response(Status::TOO_MANY_REQUESTS, &msg);
+        if secs > 1 {
+            let text = String::from_utf8_lossy(&r)
+                .replace("Retry-After: 1\r\n", &format!("Retry-After: {secs}\r\n"));
+            r = text.into_bytes();
+        }
+        return Err(r);
+    }
+    let token = upgrade_token(req, &client.token_cookie);
+    if let Some((_, TokenSource::Query)) = &token {
+        warn!(target: AUDIT, %peer, "token given in the URL query: URLs end up in logs; prefer the connect command, a header or a cookie");
+    }
+    if req.path == cp::PATH {
+        let protobuf = req.protocols().any(|p| p == cp::SUBPROTOCOL_PROTOBUF)
+            && !req.protocols().any(|p| p == cp::SUBPROTOCOL_JSON)
+            || matches!(
+                query_param(req.query, "format")
+                    .or_else(|| query_param(req.query, "cf_protocol"))
+                    .as_deref(),
+                Some("protobuf")
+            );
+        let protocol = if protobuf {
+            Some(cp::SUBPROTOCOL_PROTOBUF)
+        } else if req.protocols().any(|p| p == cp::SUBPROTOCOL_JSON) {
+            Some(cp::SUBPROTOCOL_JSON)
+        } else {
+            None
+        };
+        let close = protobuf.then(|| {
+            Disconnect::INAPPROPRIATE_PROTOCOL
+                .with_detail("protobuf is not supported, use centrifuge-json")
+        });
+        let session = ClientSession::new(
+            shared.session_env.clone(),
+            client_id(worker.index, conn_id),
+            token.map(|(t, _)| t),
+            Now::system(),
+        );
+        return Ok(Admitted::Client {
+            app: Box::new(ClientApp {
+                session,
+                subs: HashMap::new(),
+            }),
+            protocol,
+            close,
+        });
+    }
+    if !cfg.raw_rooms {
+        return Err(error_response(
+            Status::NOT_FOUND,
+            &format!(
+                "raw rooms are off (--raw-rooms off); the client protocol is at {}",
+                cp::PATH
+            ),
+        ));
+    }
+    let room =
+        room_from_path(req.path).map_err(|e| error_response(Status::NOT_FOUND, &e.to_string()))?;
+    let can_publish = raw_room_access(worker, room, token.map(|(t, _)| t), peer)?;
+    let membership = worker
+        .rooms
+        .borrow_mut()
+        .join(&shared.rooms, worker.index, room, conn_id)
+        .map_err(|e| error_response(Status::SERVICE_UNAVAILABLE, &e.to_string()))?;
+    Ok(Admitted::Room(RawRoom {
+        membership,
+        can_publish,
+    }))
+}
+
+/// With token keys configured, a raw room is a channel: the token's user must be allowed to
+/// subscribe to it; publishing needs publish permission. Returns whether it may publish.
+fn raw_room_access(
+    worker: &Worker,
+    room: &str,
+    token: Option<String>,
+    peer: std::net::IpAddr,
+) -> Result<bool, Vec<u8>> {
+    let cfg = &worker.shared.app;
+    if cfg.try_it_out {
+        return Ok(true);
+    }
+    let user = match token {
+        Some(t) => match cfg.verifier.verify_connect(&t, Now::system().unix) {
+            Ok(c) => c.registered.sub,
+            Err(e) => {
+                info!(target: AUDIT, %peer, room, "raw room refused: {e}");
+                let msg = match e {
+                    TokenError::Expired => "token expired".to_owned(),
+                    TokenError::Invalid(why) => format!("invalid token: {why}"),
+                };
+                return Err(error_response(Status::UNAUTHORIZED, &msg));
+            }
+        },
+        None if cfg.allow_anonymous => String::new(),
+        None => {
+            return Err(error_response(
+                Status::UNAUTHORIZED,
+                "a token is required (Authorization: Bearer, the token cookie or ?token=)",
+            ));
+        }
+    };
+    let channel = cfg
+        .channels
+        .resolve(room)
+        .map_err(|e| error_response(Status::FORBIDDEN, &e.message))?;
+    if let Err(e) = cfg.channels.may_subscribe(&channel, &user) {
+        info!(target: AUDIT, %peer, %user, room, "raw room refused: {}", e.message);
+        return Err(error_response(Status::FORBIDDEN, &e.message));
+    }
+    Ok(cfg.channels.may_publish(&channel, &user, true).is_ok())
+}
+
+/// A client id: worker, slot and 64 random bits, UUID-shaped like Centrifugo's.
+fn client_id(worker: usize, conn: usize) -> String {
+    let mut r = [0u8; 8];
+    let _ = getrandom::fill(&mut r);
+    let r = u64::from_le_bytes(r);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        (r >> 32) as u32,
+        (r >> 16) as u16,
+        worker & 0xfff,
+        (r & 0xfff) as u16,
+        conn as u64 & 0xffff_ffff_ffff
+    )
+}
+
+/// The session's view of this worker.
+struct ConnHost<'a> {
+    worker: &'a Worker,
+    conn: usize,
+    subs: &'a mut HashMap<String, Membership>,
+}
+
+impl Host for ConnHost<'_> {
+    fn subscribe(&mut self, channel: &str) -> Result<(), ClientError> {
+        let shared = &self.worker.shared;
+        let m = self
+            .worker
+            .channels
+            .borrow_mut()
+            .join(&shared.channels, self.worker.index, channel, self.conn)
+            .map_err(|e| ClientError::LIMIT_EXCEEDED.with_detail(e))?;
+        self.subs.insert(channel.to_owned(), m);
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, channel: &str) {
+        if let Some(m) = self.subs.remove(channel) {
+            let shared = &self.worker.shared;
+            self.worker
+                .channels
+                .borrow_mut()
+                .leave(&shared.channels, self.worker.index, &m);
+        }
+    }
+
+    fn publish(
+        &mut self,
+        channel: &str,
+        data: &RawValue,
+        info: Option<&ClientInfo>,
+    ) -> Result<(), ClientError> {
+        let push = publication_push(
+            channel,
+            &Publication {
+                data,
+                info,
+                offset: 0,
+            },
+        );
+        // Encoded once: one frame shared by every subscriber on every worker.
+        self.worker
+            .publish_channel(channel, server_frame(OpCode::Text, &push));
+        Ok(())
+    }
+
+    fn user_connected(&mut self, user: &str) -> bool {
+        self.worker.shared.users.add(user)
+    }
+
+    fn user_disconnected(&mut self, user: &str) {
+        self.worker.shared.users.remove(user)
+    }
+}
+
+impl ClientApp {
+    fn host<'a>(
+        worker: &'a Worker,
+        conn: usize,
+        subs: &'a mut HashMap<String, Membership>,
+    ) -> ConnHost<'a> {
+        ConnHost { worker, conn, subs }
+    }
+
+    pub fn on_message(&mut self, worker: &Worker, conn: &Conn, text: Option<&[u8]>) {
+        match text {
+            Some(frame) => {
+                let mut host = Self::host(worker, conn.id, &mut self.subs);
+                self.session.handle_frame(frame, Now::system(), &mut host);
+            }
+            None => self.session.handle_binary(),
+        }
+        self.flush(worker, conn);
+    }
+
+    pub fn on_timeout(&mut self, worker: &Worker, conn: &Conn) {
+        let mut host = Self::host(worker, conn.id, &mut self.subs);
+        self.session.handle_timeout(Now::system(), &mut host);
+        self.flush(worker, conn);
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.session.poll_timeout()
+    }
+
+    /// Sends what the session produced: one text frame, then the Close it decided, if any.
+    pub fn flush(&mut self, worker: &Worker, conn: &Conn) {
+        if let Some(out) = self.session.take_output() {
+            conn.send(worker, server_frame(OpCode::Text, &out));
+        }
+        if let Some(d) = self.session.disconnect() {
+            let (code, reason) = (d.code, d.reason.clone());
+            conn.close(
+                CloseCode(code),
+                &reason,
+                false,
+                worker.shared.opts.close_timeout,
+            );
+        }
+    }
+
+    pub fn on_closed(&mut self, worker: &Worker, conn_id: usize) {
+        let mut host = Self::host(worker, conn_id, &mut self.subs);
+        self.session.on_closed(&mut host);
+    }
+}
