@@ -68,8 +68,8 @@ pub struct TokenSection {
     pub rsa_public_key: String,
     /// PEM text of an ECDSA public key.
     pub ecdsa_public_key: String,
-    /// (ringcast) a PEM file holding any public key: RSA, EC or Ed25519.
-    pub public_key_file: String,
+    /// (ringcast) PEM files, each holding a public key: RSA, EC or Ed25519.
+    pub public_key_files: Vec<String>,
     /// (ringcast) a JWKS file; Centrifugo's `jwks_public_endpoint` (a URL) is not supported.
     pub jwks_file: String,
     pub audience: String,

@@ -24,9 +24,9 @@ pub struct AppFlags {
     /// Until when (unix seconds) the previous secret is accepted; default: no end.
     #[arg(long, env = "RINGCAST_TOKEN_HMAC_PREVIOUS_SECRET_VALID_UNTIL")]
     pub token_hmac_previous_secret_valid_until: Option<u64>,
-    /// Public key PEM (RSA → RS*/PS*, EC → ES256/384, Ed25519 → EdDSA; from the key, never the token).
-    #[arg(long, env = "RINGCAST_TOKEN_PUBLIC_KEY")]
-    pub token_public_key: Option<PathBuf>,
+    /// Public key PEM file (RSA → RS*/PS*, EC → ES256/384, Ed25519 → EdDSA: from the key, never the token); repeatable.
+    #[arg(long, env = "RINGCAST_TOKEN_PUBLIC_KEY", value_delimiter = ',')]
+    pub token_public_key: Vec<PathBuf>,
     /// JWKS file ({"keys":[…]}); tokens name their key with `kid`.
     #[arg(long, env = "RINGCAST_TOKEN_JWKS_FILE")]
     pub token_jwks_file: Option<PathBuf>,

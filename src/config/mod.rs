@@ -113,8 +113,12 @@ fn apply_flags(f: &mut FileConfig, flags: &AppFlags) {
     if let Some(n) = flags.token_hmac_previous_secret_valid_until {
         t.hmac_previous_secret_key_valid_until = n;
     }
-    if let Some(p) = &flags.token_public_key {
-        t.public_key_file = p.display().to_string();
+    if !flags.token_public_key.is_empty() {
+        t.public_key_files = flags
+            .token_public_key
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
     }
     if let Some(p) = &flags.token_jwks_file {
         t.jwks_file = p.display().to_string();
@@ -185,10 +189,8 @@ fn verifier(f: &FileConfig) -> Result<TokenVerifier, ConfigError> {
             keys.push(VerifyingKey::public_pem(pem.as_bytes(), Path::new(key))?);
         }
     }
-    if !t.public_key_file.is_empty() {
-        keys.push(VerifyingKey::public_pem_file(Path::new(
-            &t.public_key_file,
-        ))?);
+    for file in &t.public_key_files {
+        keys.push(VerifyingKey::public_pem_file(Path::new(file))?);
     }
     if !t.jwks_file.is_empty() {
         keys.extend(VerifyingKey::jwks_file(Path::new(&t.jwks_file))?);

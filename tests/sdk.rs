@@ -1,0 +1,124 @@
+//! The official SDKs are the judges: npm `centrifuge` (tests/sdk/js_sdk.mjs) and PyPI
+//! `centrifuge-python` (tests/sdk/py_sdk.py) against an in-process server over wss, HS256,
+//! RS256, ES256 and EdDSA keys configured at once.
+//!
+//! They need `npm install` in tests/sdk and a venv in .venv (`scripts/test` and `.ci/run` do
+//! both). Without them these tests say so and pass, unless RINGCAST_REQUIRE_SDKS=1 (set by
+//! `scripts/test` and CI), where a missing SDK fails the test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SECRET: &str = "sdk-test-secret-of-at-least-32-bytes!";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn config() -> String {
+    let cfg = r#"
+[client]
+command_rate_limit = 0
+[[channel.namespaces]]
+name = "chat"
+allow_subscribe_for_client = true
+allow_publish_for_subscriber = true
+[[channel.namespaces]]
+name = "news"
+allow_subscribe_for_client = true
+"#;
+    let dir = std::env::temp_dir().join(format!("ringcast-sdk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("config.toml");
+    std::fs::write(&p, cfg).unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
+fn server() -> common::TestServer {
+    let keys = root().join("tests/keys");
+    let public = format!(
+        "{},{},{}",
+        keys.join("rsa.pub").display(),
+        keys.join("ec.pub").display(),
+        keys.join("ed.pub").display()
+    );
+    let cfg = config();
+    common::start(&[
+        "--config",
+        &cfg,
+        "--token-hmac-secret",
+        SECRET,
+        "--token-public-key",
+        &public,
+    ])
+}
+
+/// Whether the SDK at `marker` is installed; panics when it must be and is not.
+fn installed(marker: &Path, what: &str) -> bool {
+    if marker.exists() {
+        return true;
+    }
+    if std::env::var_os("RINGCAST_REQUIRE_SDKS").is_some_and(|v| v == "1") {
+        panic!(
+            "{what} is not installed ({} missing): run scripts/test",
+            marker.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: {what} is not installed ({} missing); scripts/test installs it",
+        marker.display()
+    );
+    false
+}
+
+fn run(mut cmd: Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{what}:\n{stdout}");
+    assert!(out.status.success(), "{what} failed:\n{stdout}\n{stderr}");
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+}
+
+#[test]
+fn javascript_sdk() {
+    let dir = root().join("tests/sdk");
+    if !installed(&dir.join("node_modules/centrifuge"), "npm centrifuge") {
+        return;
+    }
+    let s = server();
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&dir)
+        .arg("js_sdk.mjs")
+        .env(
+            "RINGCAST_URL",
+            format!("wss://localhost:{}/connection/websocket", s.port),
+        )
+        .env("RINGCAST_SECRET", SECRET)
+        .env("RINGCAST_KEYS", root().join("tests/keys"))
+        .env("NODE_EXTRA_CA_CERTS", s.cert_path());
+    run(cmd, "npm centrifuge");
+}
+
+#[test]
+fn python_sdk() {
+    let python = root().join(".venv/bin/python");
+    if !installed(&python, "centrifuge-python (venv in .venv)") {
+        return;
+    }
+    let s = server();
+    let mut cmd = Command::new(python);
+    cmd.arg(root().join("tests/sdk/py_sdk.py"))
+        .env(
+            "RINGCAST_URL",
+            format!("wss://localhost:{}/connection/websocket", s.port),
+        )
+        .env("RINGCAST_SECRET", SECRET)
+        .env("RINGCAST_KEYS", root().join("tests/keys"))
+        .env("RINGCAST_CA", s.cert_path());
+    run(cmd, "centrifuge-python");
+}
