@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use ringcast::server::inbox::{Delivery, Inbox};
+use ringcast::server::inbox::{Delivery, Inbox, Target};
 
 /// Waits on `inbox` inside a compio runtime until a delivery arrives.
 async fn recv(inbox: &Inbox) -> Delivery {
@@ -31,6 +31,7 @@ async fn recv(inbox: &Inbox) -> Delivery {
 
 fn delivery() -> Delivery {
     Delivery {
+        target: Target::Room,
         room: Arc::from("r"),
         frame: Bytes::from_static(b"x"),
     }
@@ -74,6 +75,7 @@ fn inbox_round_trips(c: &mut Criterion) {
                         res_tx.send(t.elapsed()).unwrap();
                     }
                     b.send(Delivery {
+                        target: Target::Room,
                         room: Arc::from("r"),
                         frame: Bytes::new(),
                     });

@@ -512,7 +512,7 @@ async fn try_it_out_mode_lets_anyone_in() {
     assert!(r["connect"]["client"].is_string(), "{r}");
     send_text(&mut w, "{\"id\":2,\"subscribe\":{\"channel\":\"demo\"}}\n{\"id\":3,\"publish\":{\"channel\":\"demo\",\"data\":{\"a\":1}}}").await;
     assert_eq!(reply(&mut w).await, json!({"id":2,"subscribe":{}}));
-    let mut seen = vec![reply(&mut w).await, reply(&mut w).await];
+    let mut seen = [reply(&mut w).await, reply(&mut w).await];
     seen.sort_by_key(|v| v.get("push").is_some());
     assert_eq!(seen[0], json!({"id":3,"publish":{}}));
     assert_eq!(seen[1]["push"]["pub"]["data"], json!({"a":1}));
