@@ -66,6 +66,9 @@ impl AppConfig {
             open.allow_publish_for_client = true;
             open.allow_publish_for_anonymous = true;
             open.allow_user_limited_channels = true;
+            if file.client.allowed_origins.is_empty() {
+                file.client.allowed_origins = vec!["*".into()];
+            }
         }
         let allow_anonymous = flags.allow_anonymous || file.client.allow_anonymous || try_it_out;
         file.client.allow_anonymous = allow_anonymous;
