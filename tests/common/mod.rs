@@ -143,8 +143,15 @@ impl TestServer {
     /// Shuts down gracefully and waits for the workers to end.
     pub fn stop(&mut self) {
         if let Some(h) = self.handle.take() {
-            h.shutdown();
-            h.join();
+            // From a thread that is not unwinding: compio aborts the process when a waker of
+            // one of its tasks is woken from a panicking thread, which would hide the failed
+            // assertion's message behind a SIGABRT.
+            std::thread::spawn(move || {
+                h.shutdown();
+                h.join();
+            })
+            .join()
+            .expect("server shutdown");
         }
     }
 }
