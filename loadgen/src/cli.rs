@@ -41,6 +41,16 @@ pub struct Conn {
     /// Server URL; the path names the room (ws:// or wss://).
     #[arg(long, default_value = "wss://127.0.0.1:8443/bench")]
     pub url: String,
+    /// `raw`: the URL's path is a raw room; `centrifuge`: the Centrifugo client protocol, clients
+    /// connect to /connection/websocket, subscribe to the channel named by the URL's path and
+    /// publish through the protocol (server: raise --command-rate-limit for fast senders).
+    #[arg(long, value_enum, default_value = "raw")]
+    pub protocol: crate::run::Protocol,
+    /// Mint each client an HS256 connection token (user loadgen-<i>) with this secret: sent in
+    /// `connect` (--protocol centrifuge) or as `Authorization: Bearer` (raw rooms). Without it
+    /// clients connect anonymously (try-it-out servers).
+    #[arg(long, env = "LOADGEN_TOKEN_HMAC_SECRET", hide_env_values = true)]
+    pub token_hmac_secret: Option<String>,
     /// Clients to connect.
     #[arg(long, default_value_t = 100)]
     pub clients: usize,

@@ -105,6 +105,7 @@ impl Client {
         source: Option<IpAddr>,
         path: &str,
         seed: u64,
+        bearer: Option<&str>,
     ) -> Result<(Rc<Self>, Vec<u8>), ConnectError> {
         let socket = match target.addr {
             SocketAddr::V4(_) => TcpSocket::new_v4().await,
@@ -135,12 +136,14 @@ impl Client {
             &base64::engine::general_purpose::STANDARD,
             seed.to_le_bytes().repeat(2),
         );
+        let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{auth}\r\n",
             target.host
         );
         let mut plain_in: Vec<u8> = Vec::new();
+        let mut peer_closed = false;
         let mut buf = Vec::with_capacity(16 * 1024);
         let mut out = Vec::new();
         match &mut session {
@@ -178,6 +181,10 @@ impl Client {
             if plain_in.len() > 16 * 1024 {
                 return Err(ConnectError::BadResponse("response head over 16 KiB"));
             }
+            if peer_closed {
+                // (A refusal that came with the close was read above: its status is reported.)
+                return Err(ConnectError::Closed);
+            }
             buf.clear();
             buf = recv_some(&stream, buf).await?;
             match &mut session {
@@ -190,7 +197,10 @@ impl Client {
                         let mut chunk = [0u8; 4096];
                         loop {
                             match c.reader().read(&mut chunk) {
-                                Ok(0) => return Err(ConnectError::Closed),
+                                Ok(0) => {
+                                    peer_closed = true;
+                                    break;
+                                }
                                 Ok(n) => plain_in.extend_from_slice(&chunk[..n]),
                                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                                 Err(e) => return Err(ConnectError::Io(e)),
@@ -215,6 +225,16 @@ impl Client {
 
     /// Queues one masked Binary frame; false (not queued) when `cap` bytes already wait.
     pub fn queue_binary(&self, payload: &[u8], cap: usize) -> bool {
+        self.queue_data(OpCode::Binary, payload, cap)
+    }
+
+    /// Queues one masked Text frame (the client protocol's commands); false when `cap` bytes
+    /// already wait.
+    pub fn queue_text(&self, payload: &[u8], cap: usize) -> bool {
+        self.queue_data(OpCode::Text, payload, cap)
+    }
+
+    fn queue_data(&self, op: OpCode, payload: &[u8], cap: usize) -> bool {
         if self.closed.get() {
             return false;
         }
@@ -223,7 +243,7 @@ impl Client {
         if p.len() >= cap {
             return false;
         }
-        write_client_frame(&mut p, true, OpCode::Binary, payload, key);
+        write_client_frame(&mut p, true, op, payload, key);
         drop(p);
         self.wake_writer.notify();
         true
@@ -233,6 +253,11 @@ impl Client {
         let key = self.next_key();
         write_client_frame(&mut self.pending.borrow_mut(), true, op, payload, key);
         self.wake_writer.notify();
+    }
+
+    /// Whether the connection is closing or closed (by either side).
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
     }
 
     /// Sends Close 1000; the reader ends when the server answers or the socket closes.

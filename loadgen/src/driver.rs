@@ -207,6 +207,8 @@ fn load(
     });
     let plan = Plan {
         mode,
+        protocol: conn.protocol,
+        token_secret: conn.token_hmac_secret.clone(),
         target,
         path,
         clients: conn.clients,
@@ -331,7 +333,7 @@ fn load(
         mode: format!("{mode:?}").to_lowercase(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         params: serde_json::json!({
-            "url": conn.url, "clients": plan.clients, "senders": plan.senders, "rooms": plan.rooms,
+            "url": conn.url, "protocol": plan.protocol, "clients": plan.clients, "senders": plan.senders, "rooms": plan.rooms,
             "rate": plan.rate, "rate_unit": if mode == Mode::Echo { "msg/s per client" } else { "msg/s total" },
             "size": plan.size, "warmup_s": sys::secs(plan.warmup), "duration_s": sys::secs(plan.duration),
             "drain_s": sys::secs(plan.drain), "hold_s": sys::secs(hold), "workers": workers,
@@ -361,6 +363,7 @@ fn load(
             out_of_order: r.late,
             foreign: r.foreign,
             server_closes: r.server_closes.clone(),
+            reply_errors: r.reply_errors.clone(),
         },
         throughput: if measured.is_zero() {
             0.0

@@ -79,6 +79,9 @@ pub struct Counts {
     pub out_of_order: u64,
     pub foreign: u64,
     pub server_closes: BTreeMap<u16, u64>,
+    /// Protocol mode: error replies to publish commands, by error code.
+    #[serde(default)]
+    pub reply_errors: BTreeMap<u32, u64>,
     /// Reads that found loadgen's receive buffer ring empty and stalled (raise --recv-buffers
     /// when this is not 0: those stalls are in the latency).
     #[serde(default)]
@@ -354,6 +357,13 @@ pub fn table(s: &Summary) -> String {
             sv.rss_start_kib,
             sv.rss_end_kib,
             sv.hwm_kib
+        );
+    }
+    if !c.reply_errors.is_empty() {
+        let _ = writeln!(
+            t,
+            "publish commands refused by the server (error code: count): {:?}",
+            c.reply_errors
         );
     }
     if !c.server_closes.is_empty() {

@@ -23,6 +23,7 @@ use hdrhistogram::Histogram;
 
 use ringcast::server::notify::yield_now;
 
+use crate::centrifuge;
 use crate::client::{Client, Target};
 use crate::payload::{self, DecodeError, Seen, SeqTracker, Stamp};
 
@@ -40,9 +41,22 @@ pub enum Mode {
     Idle,
 }
 
+/// What the clients speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Raw rooms: the path names the room, payloads are Binary frames.
+    Raw,
+    /// The Centrifugo client protocol v2 (JSON): connect, subscribe, publish commands.
+    Centrifuge,
+}
+
 #[derive(Clone)]
 pub struct Plan {
     pub mode: Mode,
+    pub protocol: Protocol,
+    /// Centrifuge protocol: secret to mint connection tokens (none: anonymous).
+    pub token_secret: Option<String>,
     pub target: Target,
     pub path: String,
     pub clients: usize,
@@ -81,6 +95,19 @@ impl Plan {
             Mode::Echo => client,
             _ => client % self.rooms.max(1),
         }
+    }
+
+    /// The path a client connects to: its room, or the protocol's endpoint.
+    pub fn connect_path(&self, client: usize) -> String {
+        match self.protocol {
+            Protocol::Raw => self.path_of(client),
+            Protocol::Centrifuge => "/connection/websocket".into(),
+        }
+    }
+
+    /// The channel of a client in protocol mode: its room's name.
+    pub fn channel_of(&self, client: usize) -> String {
+        self.path_of(client).trim_start_matches('/').to_owned()
     }
 
     pub fn path_of(&self, client: usize) -> String {
@@ -222,6 +249,8 @@ pub struct WorkerResult {
     pub not_sent: u64,
     /// Reads that found the buffer ring empty (see `client::ring_empty_events`).
     pub ring_empty: u64,
+    /// Protocol mode: error replies to publish commands, by code.
+    pub reply_errors: BTreeMap<u32, u64>,
     pub failures: BTreeMap<String, u64>,
     /// The first error message seen for each failure reason.
     pub failure_examples: BTreeMap<String, String>,
@@ -242,6 +271,7 @@ impl WorkerResult {
             lost: 0,
             not_sent: 0,
             ring_empty: 0,
+            reply_errors: BTreeMap::new(),
             failures: BTreeMap::new(),
             failure_examples: BTreeMap::new(),
             server_closes: BTreeMap::new(),
@@ -260,6 +290,9 @@ impl WorkerResult {
         self.lost += o.lost;
         self.not_sent += o.not_sent;
         self.ring_empty += o.ring_empty;
+        for (k, v) in o.reply_errors {
+            *self.reply_errors.entry(k).or_default() += v;
+        }
         for (k, v) in o.failures {
             *self.failures.entry(k).or_default() += v;
         }
@@ -413,40 +446,111 @@ async fn connect_all(
             let plan = &shared.plan;
             let source =
                 (!plan.source_ips.is_empty()).then(|| plan.source_ips[id % plan.source_ips.len()]);
+            // Raw rooms on a server with token keys need the token at the upgrade.
+            let token = plan
+                .token_secret
+                .as_deref()
+                .map(|s| centrifuge::token(s, id));
+            let bearer = token.as_deref().filter(|_| plan.protocol == Protocol::Raw);
             let t0 = Instant::now();
             let outcome = Client::connect(
                 &plan.target,
                 source,
-                &plan.path_of(id),
+                &plan.connect_path(id),
                 (id as u64) << 16 | index as u64,
+                bearer,
             )
             .await;
             in_flight.set(in_flight.get() - 1);
             match outcome {
                 Ok((client, early)) => {
+                    let rec = Rc::new(RefCell::new(Receiver {
+                        id,
+                        trackers: vec![SeqTracker::default(); plan.trackers_for(id)],
+                    }));
+                    compio::runtime::spawn(client.clone().write_loop()).detach();
+                    let proto = (plan.protocol == Protocol::Centrifuge)
+                        .then(|| Rc::new(centrifuge::Session::default()));
+                    if proto.is_some() {
+                        let hello = centrifuge::hello(token.as_deref(), &plan.channel_of(id));
+                        client.queue_text(hello.as_bytes(), usize::MAX);
+                    }
+                    {
+                        let (s2, r2, rec, client, proto) = (
+                            shared.clone(),
+                            result.clone(),
+                            rec.clone(),
+                            client.clone(),
+                            proto.clone(),
+                        );
+                        compio::runtime::spawn(async move {
+                            let pong = client.clone();
+                            let code = client
+                                .read_loop(early, |p| match &proto {
+                                    None => on_message(&s2, &r2, &rec, p),
+                                    Some(proto) => proto.on_frame(p, |i| match i {
+                                        centrifuge::Incoming::Publication(p) => {
+                                            on_message(&s2, &r2, &rec, p)
+                                        }
+                                        centrifuge::Incoming::Ping => {
+                                            pong.queue_text(b"{}", usize::MAX);
+                                        }
+                                        centrifuge::Incoming::PublishError(c) => {
+                                            *r2.borrow_mut().reply_errors.entry(c).or_default() +=
+                                                1;
+                                        }
+                                        centrifuge::Incoming::Garbage => {
+                                            r2.borrow_mut().foreign += 1;
+                                        }
+                                    }),
+                                })
+                                .await;
+                            if let Some(c) = code {
+                                *r2.borrow_mut().server_closes.entry(c).or_default() += 1;
+                            }
+                        })
+                        .detach();
+                    }
+                    if let Some(proto) = &proto {
+                        // Ready once the server confirmed the subscription.
+                        let deadline = Instant::now() + Duration::from_secs(10);
+                        while proto.state() == centrifuge::State::Pending
+                            && Instant::now() < deadline
+                            && !client.is_closed()
+                        {
+                            compio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                        let reason = match proto.state() {
+                            centrifuge::State::Subscribed => None,
+                            centrifuge::State::Refused(code) => {
+                                Some(format!("protocol error {code}"))
+                            }
+                            centrifuge::State::Pending if client.is_closed() => {
+                                Some("closed before subscribing".to_owned())
+                            }
+                            centrifuge::State::Pending => {
+                                Some("no subscribe reply in 10 s".to_owned())
+                            }
+                        };
+                        if let Some(reason) = reason {
+                            client.close();
+                            shared.failed.fetch_add(1, Ordering::AcqRel);
+                            let mut r = result.borrow_mut();
+                            r.failure_examples
+                                .entry(reason.clone())
+                                .or_insert_with(|| reason.clone());
+                            *r.failures.entry(reason).or_default() += 1;
+                            return;
+                        }
+                    }
                     let _ = result
                         .borrow_mut()
                         .handshake
                         .record((t0.elapsed().as_micros() as u64).max(1));
                     shared.client_ok[id].store(true, Ordering::Release);
                     shared.connected.fetch_add(1, Ordering::AcqRel);
-                    let rec = Rc::new(RefCell::new(Receiver {
-                        id,
-                        trackers: vec![SeqTracker::default(); plan.trackers_for(id)],
-                    }));
-                    receivers.borrow_mut().push(rec.clone());
-                    clients.borrow_mut().push((id, client.clone()));
-                    compio::runtime::spawn(client.clone().write_loop()).detach();
-                    let (s2, r2) = (shared.clone(), result.clone());
-                    compio::runtime::spawn(async move {
-                        let code = client
-                            .read_loop(early, |p| on_message(&s2, &r2, &rec, p))
-                            .await;
-                        if let Some(c) = code {
-                            *r2.borrow_mut().server_closes.entry(c).or_default() += 1;
-                        }
-                    })
-                    .detach();
+                    receivers.borrow_mut().push(rec);
+                    clients.borrow_mut().push((id, client));
                 }
                 Err(e) => {
                     shared.failed.fetch_add(1, Ordering::AcqRel);
@@ -518,6 +622,8 @@ async fn schedule(
         .map(|(i, (id, _))| Reverse((start + plan.phase_ns(*id), i, 0)))
         .collect();
     let mut buf = Vec::with_capacity(plan.size.max(payload::HEADER_LEN));
+    let mut command = Vec::new();
+    let channels: Vec<String> = senders.iter().map(|(id, _)| plan.channel_of(*id)).collect();
     let mut since_yield = 0u32;
     while let Some(Reverse((planned, i, seq))) = heap.pop() {
         if planned >= stop || shared.finish.load(Ordering::Relaxed) {
@@ -549,7 +655,15 @@ async fn schedule(
         let mut r = result.borrow_mut();
         let skip =
             plan.fault_skip_every > 0 && seq % plan.fault_skip_every == plan.fault_skip_every - 1;
-        if skip || client.queue_binary(&buf, plan.send_queue_cap) {
+        let queued = skip
+            || match plan.protocol {
+                Protocol::Raw => client.queue_binary(&buf, plan.send_queue_cap),
+                Protocol::Centrifuge => {
+                    centrifuge::publish(centrifuge::next_id(seq), &channels[i], &buf, &mut command);
+                    client.queue_text(&command, plan.send_queue_cap)
+                }
+            };
+        if queued {
             shared.sent[*id].fetch_add(1, Ordering::Relaxed);
             shared.sent_total.fetch_add(1, Ordering::Relaxed);
             let _ = r.schedule_lag.record(lag_us.max(1));

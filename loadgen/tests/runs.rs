@@ -22,17 +22,26 @@ struct Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(h) = self.handle.take() {
-            h.shutdown();
-            h.join();
+            // Not from a panicking thread: compio aborts when its wakers are woken from one.
+            std::thread::spawn(move || {
+                h.shutdown();
+                h.join();
+            })
+            .join()
+            .expect("server shutdown");
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 fn server(name: &str) -> Server {
+    server_with(name, &[])
+}
+
+fn server_with(name: &str, extra: &[&str]) -> Server {
     let dir = std::env::temp_dir().join(format!("loadgen-test-{name}-{}", std::process::id()));
     let d = dir.to_str().unwrap();
-    let argv = [
+    let mut argv = vec![
         "ringcast",
         "--listen",
         "127.0.0.1:0",
@@ -43,6 +52,7 @@ fn server(name: &str) -> Server {
         "--rate-limit",
         "0",
     ];
+    argv.extend_from_slice(extra);
     let handle = ServerHandle::start(Args::parse_from(argv).opts).expect("server starts");
     let port = handle.local_addr.port();
     Server {
@@ -124,6 +134,123 @@ fn broadcast_to_300_clients_delivers_everything() {
     assert!(s["latency_us"]["count"].as_u64().unwrap() > 0);
     assert!(out.join("latency.hgrm").exists() && out.join("latency.hdr").exists());
     assert!(log.contains("lost 0"), "{log}");
+}
+
+const SECRET: &str = "loadgen-test-secret-loadgen-test-secret";
+
+/// A server with a token key whose channels without a namespace allow `publish` or not.
+fn protocol_server(name: &str, publish: bool) -> Server {
+    let dir = std::env::temp_dir().join(format!("loadgen-cfg-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[client]\ncommand_rate_limit = 0\n[channel.without_namespace]\n\
+             allow_subscribe_for_client = true\nallow_publish_for_client = {publish}\n"
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap().to_owned();
+    server_with(name, &["--config", &cfg, "--token-hmac-secret", SECRET])
+}
+
+#[test]
+fn protocol_mode_broadcasts_through_the_client_protocol() {
+    let srv = protocol_server("proto", true);
+    let out = srv.dir.join("run");
+    let (ok, log) = srv.run(
+        "broadcast",
+        &out,
+        "200",
+        &[
+            "--protocol",
+            "centrifuge",
+            "--token-hmac-secret",
+            SECRET,
+            "--senders",
+            "4",
+            "--rate",
+            "80",
+            "--duration",
+            "1s",
+            "--warmup",
+            "300ms",
+            "--drain",
+            "3s",
+        ],
+    );
+    assert!(ok, "{log}");
+    let s = summary(&out);
+    assert_eq!(s["params"]["protocol"], "centrifuge");
+    let c = &s["counts"];
+    assert_eq!(c["connected"], 200, "{log}");
+    assert!(c["sent"].as_u64().unwrap() >= 80, "{c}");
+    assert_eq!(c["delivered"], c["expected"], "{log}");
+    for k in ["lost", "duplicated", "corrupted", "foreign"] {
+        assert_eq!(c[k], 0, "{k}: {log}");
+    }
+    // Raw rooms on the same keyed server: the token goes in the Authorization header.
+    let out = srv.dir.join("raw");
+    let (ok, log) = srv.run(
+        "echo",
+        &out,
+        "20",
+        &[
+            "--token-hmac-secret",
+            SECRET,
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+        ],
+    );
+    assert!(ok, "{log}");
+    assert_eq!(summary(&out)["counts"]["lost"], 0, "{log}");
+    // Without a token the keyed server refuses raw rooms (401) and protocol clients (3501).
+    let out = srv.dir.join("anon");
+    let (_, log) = srv.run("connect", &out, "5", &["--protocol", "centrifuge"]);
+    let c = &summary(&out)["counts"];
+    assert_eq!(c["connected"], 0, "{log}");
+    let out = srv.dir.join("anon-raw");
+    let (_, log) = srv.run("connect", &out, "5", &[]);
+    assert_eq!(
+        summary(&out)["counts"]["connect_failures"]["http 401"],
+        5,
+        "{log}"
+    );
+}
+
+#[test]
+fn refused_publishes_are_reported_as_errors_and_losses() {
+    let srv = protocol_server("denied", false);
+    let out = srv.dir.join("run");
+    let (ok, log) = srv.run(
+        "broadcast",
+        &out,
+        "10",
+        &[
+            "--protocol",
+            "centrifuge",
+            "--token-hmac-secret",
+            SECRET,
+            "--senders",
+            "2",
+            "--rate",
+            "20",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+        ],
+    );
+    assert!(!ok, "losses make the run fail: {log}");
+    let c = &summary(&out)["counts"];
+    assert!(c["reply_errors"]["103"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(c["delivered"], 0, "{c}");
+    assert!(log.contains("refused by the server"), "{log}");
 }
 
 #[test]

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The client protocol path vs raw rooms, same server, same machine, same run: alternating rounds
+# of a 1,000-client broadcast at 100 msg/s (10 senders, 100-byte payloads), then idle
+# connections held open (server RSS per connection). Every client has an HS256 token (raw
+# rooms: Authorization header; protocol: the connect command) and the server's configuration
+# is the same for both paths.
+#
+#   results/protocol-vs-raw.sh [ROUNDS] [IDLE_CLIENTS]     (defaults 2, 5000; from the repo root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --workspace --bins >&2
+ROUNDS="${1:-2}"
+IDLE="${2:-5000}"
+PORT="${PORT:-18444}"
+URL="wss://127.0.0.1:$PORT"
+SECRET="protocol-bench-secret-protocol-bench-secret"
+OUT=results/protocol-vs-raw
+mkdir -p "$OUT"
+CFG="$(mktemp --suffix .toml)"
+cat >"$CFG" <<'TOML'
+[client]
+command_rate_limit = 0
+[channel.without_namespace]
+allow_subscribe_for_client = true
+allow_publish_for_client = true
+TOML
+
+server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; fi
+}
+trap 'stop_server; rm -f "$CFG"' EXIT
+
+start_server() {
+  target/release/ringcast --listen "127.0.0.1:$PORT" --rate-limit 0 --config "$CFG" \
+    --token-hmac-secret "$SECRET" --log-format json 2>>"target/protocol-bench-server.log" &
+  server_pid=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "server did not start" >&2; exit 1
+}
+
+run() { # name, loadgen args...
+  local name=$1; shift
+  echo "=== $name: loadgen $*" >&2
+  start_server
+  target/release/loadgen "$@" --ca certs/dev-cert.pem --token-hmac-secret "$SECRET" \
+    --server-pid "$server_pid" --out "$OUT/$name" || echo "($name: loadgen exit $?)" >&2
+  stop_server
+}
+
+mkdir -p certs
+for r in $(seq 1 "$ROUNDS"); do
+  for p in raw centrifuge; do
+    run "broadcast-1k-$p-r$r" broadcast --protocol "$p" --url "$URL/b1k" --clients 1000 \
+      --senders 10 --rate 100 --size 100 --warmup 3s --duration 15s
+  done
+done
+for p in raw centrifuge; do
+  run "idle-$p" idle --protocol "$p" --url "$URL/idle" --clients "$IDLE" --hold 10s
+done
+runs=()
+for r in $(seq 1 "$ROUNDS"); do runs+=("$OUT/broadcast-1k-raw-r$r" "$OUT/broadcast-1k-centrifuge-r$r"); done
+target/release/loadgen compare "${runs[@]}" "$OUT/idle-raw" "$OUT/idle-centrifuge"
