@@ -58,9 +58,14 @@ for r in $(seq 1 "$ROUNDS"); do
       --senders 10 --rate 100 --size 100 --warmup 3s --duration 15s
   done
 done
-for p in raw centrifuge; do
-  run "idle-$p" idle --protocol "$p" --url "$URL/idle" --clients "$IDLE" --hold 10s
+for r in $(seq 1 "$ROUNDS"); do
+  for p in raw centrifuge; do
+    run "idle-$p-r$r" idle --protocol "$p" --url "$URL/idle" --clients "$IDLE" --hold 10s
+  done
 done
 runs=()
 for r in $(seq 1 "$ROUNDS"); do runs+=("$OUT/broadcast-1k-raw-r$r" "$OUT/broadcast-1k-centrifuge-r$r"); done
-target/release/loadgen compare "${runs[@]}" "$OUT/idle-raw" "$OUT/idle-centrifuge"
+target/release/loadgen compare "${runs[@]}"
+runs=()
+for r in $(seq 1 "$ROUNDS"); do runs+=("$OUT/idle-raw-r$r" "$OUT/idle-centrifuge-r$r"); done
+target/release/loadgen compare "${runs[@]}"

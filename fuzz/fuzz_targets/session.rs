@@ -28,7 +28,7 @@ impl Host for H {
     fn unsubscribe(&mut self, c: &str) {
         assert!(self.subs.remove(c), "unsubscribed from {c} without a subscription");
     }
-    fn publish(&mut self, _: &str, d: &RawValue, _: Option<&ClientInfo>) -> Result<(), ClientError> {
+    fn publish(&mut self, _: &str, d: &RawValue, _: Option<&ClientInfo<'_>>) -> Result<(), ClientError> {
         serde_json::from_str::<serde_json::Value>(d.get()).expect("published data is JSON");
         Ok(())
     }

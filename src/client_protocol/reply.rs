@@ -9,15 +9,16 @@ use serde_json::value::RawValue;
 
 use super::codes::ClientError;
 
-/// The publisher of a publication, or a member of presence.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClientInfo {
-    pub user: String,
-    pub client: String,
+/// The publisher of a publication, or a member of presence (borrowed: built where it is
+/// encoded, never stored twice).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ClientInfo<'a> {
+    pub user: &'a str,
+    pub client: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub conn_info: Option<Box<RawValue>>,
+    pub conn_info: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub chan_info: Option<Box<RawValue>>,
+    pub chan_info: Option<&'a RawValue>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -212,7 +213,7 @@ fn write_push<T: Serialize>(out: &mut Vec<u8>, channel: &str, key: &str, body: &
 pub struct Publication<'a> {
     pub data: &'a RawValue,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub info: Option<&'a ClientInfo>,
+    pub info: Option<&'a ClientInfo<'a>>,
     #[serde(skip_serializing_if = "is_zero")]
     pub offset: u64,
 }
@@ -280,10 +281,11 @@ mod tests {
     #[test]
     fn publication_push_copies_data_verbatim() {
         let data = raw(r#"{"text": "hi \u00e9"}"#);
+        let conn_info = raw(r#"{"name":"Alice"}"#);
         let info = ClientInfo {
-            user: "alice".into(),
-            client: "c1".into(),
-            conn_info: Some(raw(r#"{"name":"Alice"}"#)),
+            user: "alice",
+            client: "c1",
+            conn_info: Some(&conn_info),
             chan_info: None,
         };
         let frame = publication_push(

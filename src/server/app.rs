@@ -3,7 +3,6 @@
 //! and is the session's [`Host`] on this worker. Protocol decisions stay in
 //! [`crate::session`]; here only bytes, subscriber lists and inboxes.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use serde_json::value::RawValue;
@@ -33,7 +32,9 @@ pub struct RawRoom {
 /// A client protocol connection: its session and its places in this worker's channel lists.
 pub struct ClientApp {
     pub session: ClientSession,
-    subs: HashMap<String, Membership>,
+    /// Places in this worker's channel lists (`Membership::room` is the channel): a short list,
+    /// searched linearly (at most `client.channel_limit`), cheaper per connection than a map.
+    subs: Vec<Membership>,
 }
 
 /// The upgrade's outcome.
@@ -114,7 +115,7 @@ pub fn admit(
         return Ok(Admitted::Client {
             app: Box::new(ClientApp {
                 session,
-                subs: HashMap::new(),
+                subs: Vec::new(),
             }),
             protocol,
             close,
@@ -205,7 +206,7 @@ fn client_id(worker: usize, conn: usize) -> String {
 struct ConnHost<'a> {
     worker: &'a Worker,
     conn: usize,
-    subs: &'a mut HashMap<String, Membership>,
+    subs: &'a mut Vec<Membership>,
 }
 
 impl Host for ConnHost<'_> {
@@ -217,12 +218,16 @@ impl Host for ConnHost<'_> {
             .borrow_mut()
             .join(&shared.channels, self.worker.index, channel, self.conn)
             .map_err(|e| ClientError::LIMIT_EXCEEDED.with_detail(e))?;
-        self.subs.insert(channel.to_owned(), m);
+        if self.subs.is_empty() {
+            self.subs.reserve_exact(1);
+        }
+        self.subs.push(m);
         Ok(())
     }
 
     fn unsubscribe(&mut self, channel: &str) {
-        if let Some(m) = self.subs.remove(channel) {
+        if let Some(i) = self.subs.iter().position(|m| &*m.room == channel) {
+            let m = self.subs.swap_remove(i);
             let shared = &self.worker.shared;
             self.worker
                 .channels
@@ -235,7 +240,7 @@ impl Host for ConnHost<'_> {
         &mut self,
         channel: &str,
         data: &RawValue,
-        info: Option<&ClientInfo>,
+        info: Option<&ClientInfo<'_>>,
     ) -> Result<(), ClientError> {
         let push = publication_push(
             channel,
@@ -264,7 +269,7 @@ impl ClientApp {
     fn host<'a>(
         worker: &'a Worker,
         conn: usize,
-        subs: &'a mut HashMap<String, Membership>,
+        subs: &'a mut Vec<Membership>,
     ) -> ConnHost<'a> {
         ConnHost { worker, conn, subs }
     }

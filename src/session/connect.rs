@@ -9,7 +9,7 @@ use crate::auth::{ConnectClaims, Role, TokenError};
 use crate::client_protocol::Disconnect;
 use crate::client_protocol::codes::ClientError;
 use crate::client_protocol::command::{ConnectRequest, RefreshRequest};
-use crate::client_protocol::reply::{ClientInfo, ConnectResult, RefreshResult, SubscribeResult};
+use crate::client_protocol::reply::{ConnectResult, RefreshResult, SubscribeResult};
 
 /// The audit trail: connects, refusals, refreshes, permission denials, forced disconnects.
 pub(crate) const AUDIT: &str = "ringcast::audit";
@@ -82,12 +82,7 @@ impl ClientSession {
         } else {
             claims.role()
         };
-        self.info = Some(ClientInfo {
-            user: user.clone(),
-            client: self.client_id.clone(),
-            conn_info: claims.info.clone(),
-            chan_info: None,
-        });
+        self.conn_info = claims.info.clone();
         self.user = user;
         let (expires, ttl) = self.set_expiry(claims.expires_at(), now);
 

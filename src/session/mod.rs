@@ -24,12 +24,12 @@
 mod connect;
 mod publish;
 pub mod rpc;
+mod subs;
 mod subscribe;
 #[cfg(test)]
 mod tests;
 mod timers;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,7 +84,7 @@ pub trait Host {
         &mut self,
         channel: &str,
         data: &RawValue,
-        info: Option<&ClientInfo>,
+        info: Option<&ClientInfo<'_>>,
     ) -> Result<(), ClientError>;
     /// Count a connection of `user` against the per-user cap; false when it is full.
     fn user_connected(&mut self, user: &str) -> bool;
@@ -137,13 +137,13 @@ pub struct ClientSession {
     upgrade_token: Option<String>,
     user: String,
     role: Role,
-    /// The publisher info of this connection's publications (user, client, token `info`).
-    info: Option<ClientInfo>,
+    /// The token's `info` claim: `conn_info` of this connection's publications.
+    conn_info: Option<Box<RawValue>>,
     /// Counted against the per-user cap (released on close).
     counted: bool,
     /// Closes with 3005 at this time unless refreshed (token exp + expired_close_delay).
     expire_close_at: Option<Instant>,
-    subs: HashMap<String, Sub>,
+    subs: subs::Subs,
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
     bucket: Option<TokenBucket>,
@@ -170,10 +170,10 @@ impl ClientSession {
             upgrade_token,
             user: String::new(),
             role: Role::Guest,
-            info: None,
+            conn_info: None,
             counted: false,
             expire_close_at: None,
-            subs: HashMap::new(),
+            subs: subs::Subs::default(),
             next_ping: None,
             pong_deadline: None,
             bucket,
@@ -201,7 +201,7 @@ impl ClientSession {
     }
 
     pub fn subscriptions(&self) -> impl Iterator<Item = &str> {
-        self.subs.keys().map(String::as_str)
+        self.subs.keys()
     }
 
     /// Replies and pushes produced since the last call: one text frame's payload.
@@ -212,6 +212,16 @@ impl ClientSession {
     /// Set once the session decided to close the connection.
     pub fn disconnect(&self) -> Option<&Disconnect> {
         self.disconnect.as_ref()
+    }
+
+    /// This connection as the publisher of a publication (None before `connect`).
+    fn publisher(&self) -> Option<ClientInfo<'_>> {
+        self.is_connected().then(|| ClientInfo {
+            user: &self.user,
+            client: &self.client_id,
+            conn_info: self.conn_info.as_deref(),
+            chan_info: None,
+        })
     }
 
     /// Ends the session with `d` (the first decision wins).

@@ -32,7 +32,7 @@ impl ClientSession {
             info!(target: AUDIT, client = %self.client_id, user = %self.user, channel, "publish denied: {}", e.message);
             return self.out.error(id, &e);
         }
-        match host.publish(channel, data, self.info.as_ref()) {
+        match host.publish(channel, data, self.publisher().as_ref()) {
             Ok(()) => self.reply_empty(id, "publish"),
             Err(e) => self.out.error(id, &e),
         }

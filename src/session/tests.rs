@@ -7,6 +7,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::json;
 use serde_json::value::RawValue;
 
+use std::collections::HashMap;
+
 use super::*;
 use crate::config::{AppConfig, AppFlags};
 
@@ -30,12 +32,12 @@ impl Host for FakeHost {
         &mut self,
         channel: &str,
         data: &RawValue,
-        info: Option<&ClientInfo>,
+        info: Option<&ClientInfo<'_>>,
     ) -> Result<(), ClientError> {
         self.published.push((
             channel.into(),
             data.get().into(),
-            info.map(|i| i.user.clone()),
+            info.map(|i| i.user.to_owned()),
         ));
         Ok(())
     }

@@ -62,7 +62,7 @@ impl ClientSession {
             .subs
             .iter()
             .filter(|(_, s)| s.close_at.is_some_and(|d| now.at >= d))
-            .map(|(c, s)| (c.clone(), s.server_side))
+            .map(|(c, s)| (c.to_owned(), s.server_side))
             .collect();
         for (ch, server_side) in expired {
             if server_side {
