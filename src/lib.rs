@@ -13,6 +13,8 @@
 //! - [`server`]: the runtime: thread-per-core workers on compio (io_uring), TLS, raw rooms,
 //!   per-worker channel subscriber lists, cross-core inboxes, limits. Moves bytes; decides
 //!   nothing about the protocol.
+//! - Shared by the server and loadgen: [`tls`] (rustls configs, dev certificate, the server's
+//!   TLS byte session), [`rt`] (wake-ups, yield), [`host`] (kernel version, fd limit).
 //! - [`logging`]: tracing set-up for the binaries.
 //!
 //! # Data path (see DESIGN.md)
@@ -30,7 +32,10 @@ pub mod auth;
 pub mod channels;
 pub mod client_protocol;
 pub mod config;
+pub mod host;
 pub mod logging;
 pub mod proto;
+pub mod rt;
 pub mod server;
 pub mod session;
+pub mod tls;

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ringcast::logging::{self, LogFormat};
-use ringcast::server::tls::CertOrigin;
 use ringcast::server::{ServerHandle, ServerOptions, check};
+use ringcast::tls::CertOrigin;
 use tracing::{error, info, warn};
 
 /// ringcast: WebSocket-over-TLS chat and broadcast server on io_uring.
@@ -20,7 +20,13 @@ struct Cli {
     #[command(flatten)]
     server: ServerOptions,
     /// Log line format (filter with RUST_LOG, e.g. RUST_LOG=ringcast=debug).
-    #[arg(long, value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "RINGCAST_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     log_format: LogFormat,
 }
 
@@ -70,7 +76,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (soft, hard) = check::raise_nofile_limit();
+    let (soft, hard) = ringcast::host::raise_nofile_limit();
     let opts = cli.server;
     let handle = match ServerHandle::start(opts.clone()) {
         Ok(h) => h,

@@ -44,7 +44,7 @@ async fn main() {
     let secs: f64 = a[6].parse().unwrap();
     let server_pid = a.get(7).cloned();
 
-    let cfg = Arc::new(ringcast::server::tls::client_config_trusting(ca.as_ref()).unwrap());
+    let cfg = Arc::new(ringcast::tls::client_config_trusting(ca.as_ref()).unwrap());
     let epoch = Instant::now();
     let received = Arc::new(AtomicU64::new(0));
     // One histogram per reader task behind an uncontended mutex (≈ 20 ns per message, noise

@@ -23,7 +23,7 @@ use futures_util::Stream;
 use ringcast::proto::encode::write_client_frame;
 use ringcast::proto::handshake::accept_key;
 use ringcast::proto::{CloseCode, ControlPayload, Decoder, DecoderConfig, Event, OpCode, Role};
-use ringcast::server::notify::{Notify, yield_now};
+use ringcast::rt::{Notify, yield_now};
 use rustls::pki_types::ServerName;
 
 /// Where to connect and how.

@@ -141,7 +141,7 @@ fn target(conn: &Conn) -> Result<(Target, String), Box<dyn std::error::Error>> {
                 .ca
                 .as_ref()
                 .ok_or("wss needs --ca PEM (the server's certs/dev-cert.pem) or --insecure")?;
-            ringcast::server::tls::client_config_trusting(ca).map_err(|e| format!("--ca: {e}"))?
+            ringcast::tls::client_config_trusting(ca).map_err(|e| format!("--ca: {e}"))?
         };
         let name = ServerName::try_from(host.clone())?;
         Some((Arc::new(cfg), name))
@@ -184,7 +184,7 @@ fn load(
     rooms: usize,
     hold: Duration,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let (soft, hard) = ringcast::server::check::raise_nofile_limit();
+    let (soft, hard) = ringcast::host::raise_nofile_limit();
     let (soft, hard) = (soft.unwrap_or(u64::MAX), hard.unwrap_or(u64::MAX));
     let needed = conn.clients as u64 + 64;
     if soft < needed {

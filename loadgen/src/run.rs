@@ -21,7 +21,7 @@ use compio::driver::ProactorBuilder;
 use compio::runtime::RuntimeBuilder;
 use hdrhistogram::Histogram;
 
-use ringcast::server::notify::yield_now;
+use ringcast::rt::yield_now;
 
 use crate::centrifuge;
 use crate::client::{Client, Target};

@@ -266,11 +266,7 @@ impl Host for ConnHost<'_> {
 }
 
 impl ClientApp {
-    fn host<'a>(
-        worker: &'a Worker,
-        conn: usize,
-        subs: &'a mut Vec<Membership>,
-    ) -> ConnHost<'a> {
+    fn host<'a>(worker: &'a Worker, conn: usize, subs: &'a mut Vec<Membership>) -> ConnHost<'a> {
         ConnHost { worker, conn, subs }
     }
 

@@ -7,28 +7,7 @@ use std::num::NonZero;
 use compio::driver::{DriverType, ProactorBuilder};
 use compio::runtime::RuntimeBuilder;
 
-/// (major, minor) of the running kernel.
-pub fn kernel_version() -> Option<(u32, u32)> {
-    let uname = rustix::system::uname();
-    parse_kernel_version(uname.release().to_str().ok()?)
-}
-
-fn parse_kernel_version(release: &str) -> Option<(u32, u32)> {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-}
-
-/// Raises the soft RLIMIT_NOFILE to the hard limit; returns (soft, hard) afterwards.
-pub fn raise_nofile_limit() -> (Option<u64>, Option<u64>) {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut lim = getrlimit(Resource::Nofile);
-    if lim.current != lim.maximum {
-        lim.current = lim.maximum;
-        let _ = setrlimit(Resource::Nofile, lim);
-    }
-    let now = getrlimit(Resource::Nofile);
-    (now.current, now.maximum)
-}
+use crate::host::{kernel_version, raise_nofile_limit};
 
 /// The report and whether the server can run here.
 pub fn report() -> (String, bool) {
@@ -147,13 +126,6 @@ pub fn report() -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kernel_versions() {
-        assert_eq!(parse_kernel_version("6.18.44-fc-v445"), Some((6, 18)));
-        assert_eq!(parse_kernel_version("5.19.0"), Some((5, 19)));
-        assert_eq!(parse_kernel_version("garbage"), None);
-    }
 
     #[test]
     fn report_runs_on_this_host() {

@@ -32,17 +32,17 @@ use futures_util::Stream;
 use tracing::{debug, info};
 
 use super::app::{Admitted, ClientApp, RawRoom, admit};
-use super::notify::{Notify, yield_now};
 use super::options::RecvMode;
 use super::outbound::{Offer, Outbound};
 use super::rate::TokenBucket;
-use super::session::{Received, Session};
 use super::worker::Worker;
 use crate::proto::encode::server_frame;
 use crate::proto::handshake::{
     MAX_REQUEST_LEN, Status, error_response, parse_request, switching_protocols,
 };
 use crate::proto::{CloseCode, ControlPayload, Decoder, DecoderConfig, Event, OpCode, Role};
+use crate::rt::{Notify, yield_now};
+use crate::tls::session::{Received, ServerSession};
 
 /// Payload of the server's heartbeat Pings.
 const PING_PAYLOAD: &[u8] = b"ringcast";
@@ -58,7 +58,7 @@ pub struct Conn {
     pub id: usize,
     pub peer: SocketAddr,
     stream: TcpStream,
-    session: RefCell<Session>,
+    session: RefCell<ServerSession>,
     out: RefCell<Outbound>,
     wake_writer: Notify,
     wake_reader: Notify,
@@ -129,7 +129,7 @@ impl Conn {
 /// Runs a freshly accepted connection to its end.
 pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject: Option<Status>) {
     let opts = &worker.shared.opts;
-    let session = match Session::new(worker.shared.tls.as_ref()) {
+    let session = match ServerSession::new(worker.shared.tls.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, "cannot start a TLS session: {e}");

@@ -3,20 +3,22 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`options`] | every flag |
-//! | [`tls`] | rustls config from PEM files or a dev certificate |
+//! | [`options`] | every server flag (the application layer's are in [`crate::config`]) |
 //! | [`listener`] | SO_REUSEPORT sockets, one per worker, same address |
 //! | [`worker`] | a thread + runtime: accept loop, inbox drain, connection slab, local rooms |
 //! | [`admission`] | the door: origins, per-IP connect rate, upgrade tokens, per-user counts |
 //! | [`app`] | raw room or client protocol session, chosen at the upgrade; the session's host |
 //! | [`conn`] | a connection's reader and writer tasks, timers, closing |
-//! | [`session`] | TLS or plain byte session (rustls driven by hand) |
 //! | [`outbound`] | a connection's bounded outbound queue |
 //! | [`rooms`] | room directory (which workers) and local member lists |
 //! | [`inbox`] | the cross-core ring: one bounded inbox per worker |
 //! | [`rate`] | per-connection token bucket |
-//! | [`notify`] | single-thread wake-ups between a connection's tasks |
+//! | [`send_buffers`] | a worker's pool of idle connections' send buffers |
 //! | [`check`] | what the host supports (`ringcast check`) |
+//!
+//! Shared with loadgen and living outside: [`crate::tls`] (rustls configs, dev certificate, the
+//! server's TLS byte session), [`crate::rt`] (wake-ups, yield), [`crate::host`] (kernel
+//! version, fd limit), [`crate::config::units`] (sizes, durations).
 
 pub mod admission;
 pub mod app;
@@ -24,14 +26,11 @@ pub mod check;
 pub mod conn;
 pub mod inbox;
 pub mod listener;
-pub mod notify;
 pub mod options;
 pub mod outbound;
 pub mod rate;
 pub mod rooms;
 pub mod send_buffers;
-pub mod session;
-pub mod tls;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -39,10 +38,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
+use crate::tls::{self, CertOrigin, TlsSetupError};
 use inbox::Inbox;
 pub use options::ServerOptions;
 use rooms::{MAX_WORKERS, RoomDirectory};
-use tls::{CertOrigin, TlsSetupError};
 pub use worker::WorkerInfo;
 
 /// Why the server could not start.

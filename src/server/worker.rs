@@ -26,12 +26,12 @@ use tracing::{debug, info, warn};
 use super::ServerShared;
 use super::conn::{self, Conn};
 use super::inbox::{Delivery, Target};
-use super::notify::Notify;
 use super::options::RecvMode;
 use super::rooms::{LocalRoom, LocalRooms};
 use super::send_buffers::SendBuffers;
 use crate::proto::CloseCode;
 use crate::proto::handshake::Status;
+use crate::rt::Notify;
 
 /// Idle connections' send buffers a worker keeps for reuse: up to 1 MiB in all (a chat-rate
 /// fan-out to 4,000 connections flushes 4,000 buffers of ≈ 256 bytes at once), none over
@@ -281,7 +281,7 @@ pub fn run(
         }
     };
     let driver = runtime.driver_type();
-    let recv_mode = resolve_recv_mode(opts.recv_mode, driver, super::check::kernel_version());
+    let recv_mode = resolve_recv_mode(opts.recv_mode, driver, crate::host::kernel_version());
     runtime.block_on(async {
         let listener = match TcpListener::from_std(listener) {
             Ok(l) => l,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rustls::{ServerConfig, ServerConnection};
 
-pub enum Session {
+pub enum ServerSession {
     Tls(Box<ServerConnection>),
     Plain,
 }
@@ -29,7 +29,7 @@ pub enum Received {
     PeerClosed,
 }
 
-impl Session {
+impl ServerSession {
     pub fn new(tls: Option<&Arc<ServerConfig>>) -> Result<Self, rustls::Error> {
         Ok(match tls {
             Some(cfg) => {
@@ -43,7 +43,7 @@ impl Session {
     }
 
     /// Feeds bytes received from the socket; hands each piece of plaintext to `on_plain`.
-    /// A TLS error is fatal: flush what [`Session::wants_write`] asks (the alert), then close.
+    /// A TLS error is fatal: flush what [`ServerSession::wants_write`] asks (the alert), then close.
     pub fn receive(
         &mut self,
         mut data: &[u8],
@@ -126,7 +126,7 @@ impl Session {
         matches!(self, Self::Tls(c) if c.wants_write())
     }
 
-    /// Queues a TLS close_notify (flushed by the next [`Session::write`]).
+    /// Queues a TLS close_notify (flushed by the next [`ServerSession::write`]).
     pub fn send_close_notify(&mut self) {
         if let Self::Tls(c) = self {
             c.send_close_notify();

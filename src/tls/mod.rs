@@ -2,6 +2,9 @@
 //! files, or from a dev certificate made on first run (rcgen, ECDSA P-256) and reused after;
 //! and the `ClientConfig` ringcast's own clients (loadgen, the tests) use to trust a PEM.
 //! Every failure is a [`TlsSetupError`] naming the file and what is wrong with it.
+//! [`session`]: the server's TLS (or plain) byte session over rustls, driven by hand.
+
+pub mod session;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
