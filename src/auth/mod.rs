@@ -10,11 +10,13 @@
 //! |---|---|
 //! | [`claims`] | the claims of connection and subscription tokens, roles |
 //! | [`keys`] | loading keys: HMAC, PEM public keys, JWKS |
+//! | `signature` | signature checks with ring, for every algorithm |
 
 pub mod claims;
 pub mod keys;
+mod signature;
 
-use jsonwebtoken::{Validation, decode, decode_header};
+use jsonwebtoken::decode_header;
 use serde::de::DeserializeOwned;
 
 pub use claims::{ConnectClaims, Role, SubscribeClaims};
@@ -99,10 +101,17 @@ impl TokenVerifier {
         token: &str,
         now: u64,
     ) -> Result<T, TokenError> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let header = decode_header(token)
             .map_err(|e| TokenError::Invalid(format!("not a JWT we accept ({e})")))?;
+        let malformed = || TokenError::Invalid("not a JWT (header.payload.signature)".into());
+        let (message, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
+        let (_, payload) = message.split_once('.').ok_or_else(malformed)?;
+        let signature = b64
+            .decode(signature)
+            .map_err(|_| TokenError::Invalid("signature is not base64url".into()))?;
         let mut tried = false;
-        let mut last_err = None;
         for k in &self.keys {
             if !k.algorithms.contains(&header.alg) {
                 continue;
@@ -116,19 +125,14 @@ impl TokenVerifier {
                 continue;
             }
             tried = true;
-            let mut v = Validation::new(header.alg);
-            v.algorithms = k.algorithms.clone();
-            // Time, audience and issuer are checked below, against the time we are given.
-            v.validate_exp = false;
-            v.validate_nbf = false;
-            v.validate_aud = false;
-            v.required_spec_claims.clear();
-            match decode::<T>(token, &k.key, &v) {
-                Ok(data) => {
-                    self.check_registered(data.claims.registered(), now)?;
-                    return Ok(data.claims);
-                }
-                Err(e) => last_err = Some(e),
+            if signature::verify(header.alg, &k.key, message.as_bytes(), &signature) {
+                let payload = b64
+                    .decode(payload)
+                    .map_err(|_| TokenError::Invalid("payload is not base64url".into()))?;
+                let claims: T = serde_json::from_slice(&payload)
+                    .map_err(|e| TokenError::Invalid(format!("claims: {e}")))?;
+                self.check_registered(claims.registered(), now)?;
+                return Ok(claims);
             }
         }
         if !tried {
@@ -137,12 +141,7 @@ impl TokenVerifier {
                 header.alg
             )));
         }
-        let e = last_err.expect("a key was tried");
-        Err(TokenError::Invalid(match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => "bad signature".into(),
-            jsonwebtoken::errors::ErrorKind::Json(j) => format!("claims: {j}"),
-            _ => e.to_string(),
-        }))
+        Err(TokenError::Invalid("bad signature".into()))
     }
 
     fn check_registered(&self, r: &Registered, now: u64) -> Result<(), TokenError> {

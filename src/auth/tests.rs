@@ -58,12 +58,31 @@ fn hs256_384_512_verify_with_the_secret() {
         v.verify_connect(&t, NOW).unwrap_err(),
         TokenError::Invalid("bad signature".into())
     );
+    // A signature cut short, or one bit flipped, is refused too.
+    let good = sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"s3cret"),
+        json!({"sub":"a"}),
+    );
+    let (msg, sig) = good.rsplit_once('.').unwrap();
+    assert!(
+        v.verify_connect(&format!("{msg}.{}", &sig[..sig.len() - 2]), NOW)
+            .is_err()
+    );
+    let flipped = format!(
+        "{msg}.{}{}",
+        if sig.starts_with('A') { "B" } else { "A" },
+        &sig[1..]
+    );
+    assert!(v.verify_connect(&flipped, NOW).is_err());
 }
 
 #[test]
 fn public_keys_pick_their_algorithm() {
     let cases = [
         ("rsa.pub", "rsa.key", Algorithm::RS256),
+        ("rsa.pub", "rsa.key", Algorithm::PS256),
+        ("rsa.pub", "rsa.key", Algorithm::RS512),
         ("ec.pub", "ec.key", Algorithm::ES256),
         ("ed.pub", "ed.key", Algorithm::EdDSA),
     ];
@@ -71,7 +90,9 @@ fn public_keys_pick_their_algorithm() {
         let v = public_verifier(public);
         let pem = key_file(private);
         let key = match alg {
-            Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+            Algorithm::RS256 | Algorithm::PS256 | Algorithm::RS512 => {
+                EncodingKey::from_rsa_pem(&pem)
+            }
             Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
             _ => EncodingKey::from_ed_pem(&pem),
         }
