@@ -32,6 +32,7 @@ pub mod auth;
 pub mod channels;
 pub mod client_protocol;
 pub mod config;
+pub mod engine;
 pub mod host;
 pub mod logging;
 pub mod proto;

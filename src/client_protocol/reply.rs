@@ -220,9 +220,24 @@ pub struct Publication<'a> {
 
 /// The `pub` push of one publication, encoded once and shared by every subscriber.
 pub fn publication_push(channel: &str, publication: &Publication<'_>) -> Vec<u8> {
+    publication_push_with_range(channel, publication).0
+}
+
+/// The `pub` push and where the publication object sits in it (history keeps that slice of
+/// the frame subscribers got, instead of a second copy).
+pub fn publication_push_with_range(
+    channel: &str,
+    publication: &Publication<'_>,
+) -> (Vec<u8>, std::ops::Range<usize>) {
     let mut out = Vec::with_capacity(64 + channel.len() + publication.data.get().len());
-    write_push(&mut out, channel, "pub", publication);
-    out
+    out.extend_from_slice(b"{\"push\":{\"channel\":");
+    serde_json::to_writer(&mut out, channel).expect("serialising to a Vec cannot fail");
+    out.extend_from_slice(b",\"pub\":");
+    let start = out.len();
+    serde_json::to_writer(&mut out, publication).expect("serialising to a Vec cannot fail");
+    let end = out.len();
+    out.extend_from_slice(b"}}");
+    (out, start..end)
 }
 
 #[derive(Serialize)]
@@ -276,6 +291,20 @@ mod tests {
             String::from_utf8(b.take()).unwrap(),
             r#"{"id":1,"connect":{"client":"c1","version":"0.1.0","ping":25,"pong":true}}"#
         );
+    }
+
+    #[test]
+    fn publication_range_is_the_pub_object() {
+        let data = raw(r#"[1,2]"#);
+        let p = Publication {
+            data: &data,
+            info: None,
+            offset: 7,
+        };
+        let (frame, r) = publication_push_with_range("a\"b", &p);
+        assert_eq!(&frame[r], br#"{"data":[1,2],"offset":7}"#);
+        let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+        assert_eq!(v["push"]["channel"], "a\"b");
     }
 
     #[test]

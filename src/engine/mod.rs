@@ -1,0 +1,137 @@
+//! The channel engine: one order per channel, offsets, epochs, history, presence — behind the
+//! [`Broker`] and [`PresenceManager`] traits (modelled on Centrifugo's), so a Redis engine can
+//! replace the [`memory`] one without the session or the runtime knowing which runs.
+//!
+//! # The ordering contract (every implementation keeps it)
+//! `Broker::publish` assigns a channel's next offset, stores the publication in the channel's
+//! history and hands the encoded push to the [`Outlet`] **as one atomic step per channel**:
+//! the outlet is called in offset order for each channel. The runtime's outlet puts the frame
+//! into the FIFO inbox of every worker with subscribers, the publisher's own included, so every
+//! subscriber on every worker sees a channel's publications in offset order, contiguous from 1.
+//! A worker drops a frame whose offset a subscriber already has (recovery overlap) and tells
+//! the session about a gap (an inbox that dropped a frame) instead of skipping silently.
+//!
+//! Channels without history get no offsets and no epoch (offset 0 on the wire is "none"), as in
+//! Centrifugo; their publications still reach every worker in one order.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`history`] | one channel's stream: size, TTL, queries by offset |
+//! | [`memory`] | the in-process engine: per-channel locks, history memory bound, presence |
+
+pub mod history;
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use crate::client_protocol::reply::ClientInfo;
+
+pub use history::Stored;
+
+/// A position in a channel's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub offset: u64,
+    /// Random per channel per engine lifetime: a restart makes old offsets meaningless.
+    pub epoch: Arc<str>,
+}
+
+/// A channel's history settings (from its namespace).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryOptions {
+    pub size: usize,
+    pub ttl: Duration,
+    /// How long the channel's epoch and top offset outlive its last publication.
+    pub meta_ttl: Duration,
+}
+
+impl HistoryOptions {
+    /// History is on when both size and TTL are set (Centrifugo's rule).
+    pub fn enabled(&self) -> bool {
+        self.size > 0 && !self.ttl.is_zero()
+    }
+}
+
+/// A history read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HistoryQuery {
+    /// Publications after this offset (before it with `reverse`); `None`: from the start
+    /// (or the end, with `reverse`).
+    pub since: Option<u64>,
+    pub limit: usize,
+    pub reverse: bool,
+}
+
+/// Why the engine could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("the channel has no history (history_size and history_ttl are not set)")]
+    NoHistory,
+    #[error("the engine holds the most channels with history it may ({0})")]
+    TooManyChannels(usize),
+}
+
+/// Where published frames go: the runtime's side of the engine.
+pub trait Outlet: Send + Sync {
+    /// Wraps an encoded push into what subscribers receive (a WebSocket text frame).
+    fn frame(&self, push: &[u8]) -> Bytes;
+    /// Hands `frame` to every worker with subscribers of `channel`. Called in offset order per
+    /// channel (0 = a frame without offset: join, leave, publications without history).
+    fn deliver(&self, channel: &str, offset: u64, frame: Bytes);
+}
+
+/// Publications and history (Centrifugo's `Broker`).
+pub trait Broker: Send + Sync {
+    /// Publishes `data` into `channel`; returns its position (offset 0 and no epoch without
+    /// history). Atomic per channel with the outlet call (see the module doc).
+    fn publish(
+        &self,
+        channel: &str,
+        data: &RawValue,
+        info: Option<&ClientInfo<'_>>,
+        history: HistoryOptions,
+        now: Instant,
+    ) -> Result<Option<StreamPosition>, EngineError>;
+
+    /// A `join` or `leave` push (never stored, no offset).
+    fn publish_presence_event(&self, channel: &str, join: bool, info: &ClientInfo<'_>);
+
+    /// Publications of `channel` and its current position (the position even when
+    /// `query.limit` is 0).
+    fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+        history: HistoryOptions,
+        now: Instant,
+    ) -> Result<(Vec<Stored>, StreamPosition), EngineError>;
+
+    fn remove_history(&self, channel: &str);
+}
+
+/// One member of a channel's presence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceEntry {
+    pub client: Arc<str>,
+    pub user: Arc<str>,
+    /// The token's `info` (raw JSON), if any.
+    pub conn_info: Option<Arc<str>>,
+}
+
+/// Who is in a channel (Centrifugo's `PresenceManager`).
+pub trait PresenceManager: Send + Sync {
+    /// Adds (or refreshes) a client; false when the presence bound is reached.
+    fn add_presence(&self, channel: &str, entry: PresenceEntry) -> bool;
+    fn remove_presence(&self, channel: &str, client: &str);
+    fn presence(&self, channel: &str) -> Vec<PresenceEntry>;
+    /// (clients, distinct users).
+    fn presence_stats(&self, channel: &str) -> (usize, usize);
+}
+
+/// An engine: both halves.
+pub trait Engine: Broker + PresenceManager {}
+impl<T: Broker + PresenceManager> Engine for T {}
