@@ -48,12 +48,15 @@ struct ChannelState {
     meta_ttl: Duration,
 }
 
+/// One channel's presence: client id → entry.
+type Members = HashMap<Arc<str>, PresenceEntry>;
+
 pub struct MemoryEngine {
     outlet: Arc<dyn Outlet>,
     limits: Limits,
     channels: Mutex<HashMap<Arc<str>, Arc<Mutex<ChannelState>>>>,
     history_bytes: AtomicUsize,
-    presence: Mutex<HashMap<Arc<str>, HashMap<Arc<str>, PresenceEntry>>>,
+    presence: Mutex<HashMap<Arc<str>, Members>>,
     presence_entries: AtomicUsize,
     pub stats: EngineStats,
 }
