@@ -34,6 +34,7 @@ fn delivery() -> Delivery {
         target: Target::Room,
         room: Arc::from("r"),
         frame: Bytes::from_static(b"x"),
+        offset: 0,
     }
 }
 
@@ -78,6 +79,7 @@ fn inbox_round_trips(c: &mut Criterion) {
                         target: Target::Room,
                         room: Arc::from("r"),
                         frame: Bytes::new(),
+                        offset: 0,
                     });
                 })
         });

@@ -1,6 +1,7 @@
 //! The client session: any sequence of frames and clock steps never panics; every output frame
 //! is newline-delimited JSON; a decided disconnect has a reason that fits a Close frame and
-//! nothing is produced after it; the host's subscriber list always equals the session's.
+//! nothing is produced after it; the host's subscriber list always equals the session's; every
+//! push the engine encodes is JSON.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -11,26 +12,86 @@ use libfuzzer_sys::fuzz_target;
 use ringcast::client_protocol::codes::{ClientError, MAX_REASON_LEN};
 use ringcast::client_protocol::reply::ClientInfo;
 use ringcast::config::AppConfig;
+use ringcast::engine::memory::{Limits, MemoryEngine};
+use ringcast::engine::{
+    Broker, HistoryOptions, HistoryQuery, Outlet, PresenceEntry, PresenceManager, Stored,
+    StreamPosition,
+};
 use ringcast::session::{ClientSession, Host, Now, SessionEnv};
 use serde_json::value::RawValue;
 
-#[derive(Default)]
+struct Null;
+impl Outlet for Null {
+    fn frame(&self, push: &[u8]) -> bytes::Bytes {
+        serde_json::from_slice::<serde_json::Value>(push).expect("every push is JSON");
+        bytes::Bytes::copy_from_slice(push)
+    }
+    fn deliver(&self, _: &str, _: u64, _: bytes::Bytes) {}
+}
+
 struct H {
     subs: BTreeSet<String>,
     users: i64,
+    engine: MemoryEngine,
+}
+
+impl Default for H {
+    fn default() -> Self {
+        Self {
+            subs: BTreeSet::new(),
+            users: 0,
+            engine: MemoryEngine::new(
+                Arc::new(Null),
+                Limits { max_channels: 64, max_history_bytes: 1 << 16, max_presence: 64 },
+            ),
+        }
+    }
 }
 
 impl Host for H {
-    fn subscribe(&mut self, c: &str) -> Result<(), ClientError> {
-        assert!(self.subs.insert(c.to_owned()), "subscribed twice to {c}");
+    fn join(&mut self, c: &str) -> Result<(), ClientError> {
+        assert!(self.subs.insert(c.to_owned()), "joined twice: {c}");
         Ok(())
     }
-    fn unsubscribe(&mut self, c: &str) {
-        assert!(self.subs.remove(c), "unsubscribed from {c} without a subscription");
+    fn set_position(&mut self, c: &str, _: u64) {
+        assert!(self.subs.contains(c), "positioned without joining: {c}");
     }
-    fn publish(&mut self, _: &str, d: &RawValue, _: Option<&ClientInfo<'_>>) -> Result<(), ClientError> {
-        serde_json::from_str::<serde_json::Value>(d.get()).expect("published data is JSON");
-        Ok(())
+    fn leave(&mut self, c: &str) {
+        assert!(self.subs.remove(c), "left {c} without joining");
+    }
+    fn publish(
+        &mut self,
+        c: &str,
+        d: &RawValue,
+        i: Option<&ClientInfo<'_>>,
+        h: HistoryOptions,
+        now: Instant,
+    ) -> Result<Option<StreamPosition>, ClientError> {
+        self.engine.publish(c, d, i, h, now).map_err(|e| ClientError::INTERNAL.with_detail(e))
+    }
+    fn history(
+        &mut self,
+        c: &str,
+        q: HistoryQuery,
+        h: HistoryOptions,
+        now: Instant,
+    ) -> Result<(Vec<Stored>, StreamPosition), ClientError> {
+        self.engine.history(c, q, h, now).map_err(|e| ClientError::NOT_AVAILABLE.with_detail(e))
+    }
+    fn presence_event(&mut self, c: &str, join: bool, i: &ClientInfo<'_>) {
+        self.engine.publish_presence_event(c, join, i)
+    }
+    fn presence_add(&mut self, c: &str, e: PresenceEntry) -> bool {
+        self.engine.add_presence(c, e)
+    }
+    fn presence_remove(&mut self, c: &str, client: &str) {
+        self.engine.remove_presence(c, client)
+    }
+    fn presence(&mut self, c: &str) -> Vec<PresenceEntry> {
+        self.engine.presence(c)
+    }
+    fn presence_stats(&mut self, c: &str) -> (usize, usize) {
+        self.engine.presence_stats(c)
     }
     fn user_connected(&mut self, _: &str) -> bool {
         self.users += 1;
@@ -43,8 +104,25 @@ impl Host for H {
 
 fn env() -> Arc<SessionEnv> {
     static ENV: OnceLock<Arc<SessionEnv>> = OnceLock::new();
-    ENV.get_or_init(|| Arc::new(SessionEnv::new(Arc::new(AppConfig::try_it_out()))))
-        .clone()
+    ENV.get_or_init(|| {
+        // Channels without a namespace open to all; `h:` with history, recovery, presence and
+        // join/leave, so the fuzzer reaches the engine paths too.
+        let text = "[client]\nallow_anonymous = true\ncommand_rate_limit = 0\n\
+            [channel.without_namespace]\nallow_subscribe_for_client = true\n\
+            allow_subscribe_for_anonymous = true\nallow_publish_for_client = true\n\
+            allow_publish_for_anonymous = true\n\
+            [[channel.namespaces]]\nname = \"h\"\nallow_subscribe_for_client = true\n\
+            allow_subscribe_for_anonymous = true\nallow_publish_for_client = true\n\
+            allow_publish_for_anonymous = true\nallow_history_for_client = true\n\
+            allow_history_for_anonymous = true\nallow_presence_for_client = true\n\
+            allow_presence_for_anonymous = true\nhistory_size = 5\nhistory_ttl = \"10s\"\n\
+            force_recovery = true\npresence = true\njoin_leave = true\n";
+        let file = ringcast::config::FileConfig::parse(text, false).expect("fuzz config");
+        let flags = ringcast::config::AppFlags { raw_rooms: "on".into(), ..Default::default() };
+        let cfg = AppConfig::from_parts(file, true, &flags).expect("fuzz config");
+        Arc::new(SessionEnv::new(Arc::new(cfg)))
+    })
+    .clone()
 }
 
 fuzz_target!(|data: &[u8]| {

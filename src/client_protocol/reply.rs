@@ -92,6 +92,27 @@ pub struct ExpiresResult {
 }
 
 #[derive(Debug, Default, Serialize)]
+pub struct HistoryResult<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub publications: &'a [&'a RawValue],
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub epoch: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub offset: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PresenceResult<'a> {
+    pub presence: std::collections::BTreeMap<&'a str, ClientInfo<'a>>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PresenceStatsResult {
+    pub num_clients: u32,
+    pub num_users: u32,
+}
+
+#[derive(Debug, Default, Serialize)]
 pub struct RpcResult<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<&'a RawValue>,

@@ -54,6 +54,35 @@ pub struct FileConfig {
     pub channel: ChannelSection,
     pub http_api: HttpApiSection,
     pub websocket: WebsocketSection,
+    pub engine: EngineSection,
+}
+
+/// The channel engine.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// `memory` (the only one built yet).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// (ringcast) channels with history (epoch, offsets) at most; publishes into more are
+    /// refused (error 106), counted and logged.
+    pub max_history_channels: usize,
+    /// (ringcast) bytes of history in all; over it the least recently published channels lose
+    /// their history first (counted, logged).
+    pub max_history_memory: usize,
+    /// (ringcast) presence entries in all; more are not added (counted, logged).
+    pub max_presence: usize,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        Self {
+            kind: "memory".into(),
+            max_history_channels: 100_000,
+            max_history_memory: 256 << 20,
+            max_presence: 1_000_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -75,6 +75,15 @@ pub struct AppFlags {
     /// Subscribe every connection to its personal channel `<namespace>:#<user>` server-side.
     #[arg(long, env = "RINGCAST_PERSONAL_CHANNEL")]
     pub personal_channel: bool,
+    /// Bytes of channel history kept in all (the least recently published channels lose theirs first).
+    #[arg(long, env = "RINGCAST_MAX_HISTORY_MEMORY", value_parser = parse_size)]
+    pub max_history_memory: Option<u64>,
+    /// Channels with history at most (publishes into more: error 106).
+    #[arg(long, env = "RINGCAST_MAX_HISTORY_CHANNELS")]
+    pub max_history_channels: Option<usize>,
+    /// Presence entries in all, every channel together.
+    #[arg(long, env = "RINGCAST_MAX_PRESENCE")]
+    pub max_presence: Option<usize>,
     /// Raw rooms at every path other than the protocol's: on or off.
     #[arg(long, env = "RINGCAST_RAW_ROOMS", default_value = "on", value_parser = ["on", "off"])]
     pub raw_rooms: String,

@@ -46,19 +46,30 @@ pub struct AppConfig {
     pub allow_anonymous: bool,
     pub raw_rooms: bool,
     pub channels: crate::channels::ChannelRules,
+    /// The engine's limits.
+    pub engine: file::EngineSection,
 }
 
 impl AppConfig {
     /// Merges the file (if any) and the flags, loads keys, checks namespaces.
     pub fn build(flags: &AppFlags) -> Result<Self, ConfigError> {
-        let mut file = match &flags.config {
+        let file = match &flags.config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
+        Self::from_parts(file, flags.config.is_some(), flags)
+    }
+
+    /// From a parsed file (`from_file`: a file was given, so no try-it-out defaults) and flags.
+    pub fn from_parts(
+        mut file: FileConfig,
+        from_file: bool,
+        flags: &AppFlags,
+    ) -> Result<Self, ConfigError> {
         apply_flags(&mut file, flags);
         let verifier = verifier(&file)?;
         let try_it_out = !verifier.is_configured();
-        if try_it_out && flags.config.is_none() {
+        if try_it_out && !from_file {
             // Nothing configured: a server one can try with any client, no token needed.
             let open = &mut file.channel.without_namespace;
             open.allow_subscribe_for_client = true;
@@ -78,9 +89,16 @@ impl AppConfig {
                 message: "must be at least 1s".into(),
             });
         }
+        if file.engine.kind != "memory" {
+            return Err(ConfigError::Invalid {
+                key: "engine.type",
+                message: format!("{:?}: only \"memory\" is built yet", file.engine.kind),
+            });
+        }
         let channels =
             crate::channels::ChannelRules::new(&file.channel).map_err(ConfigError::Namespace)?;
         Ok(Self {
+            engine: file.engine.clone(),
             raw_rooms: flags.raw_rooms != "off",
             file,
             verifier,
@@ -164,6 +182,15 @@ fn apply_flags(f: &mut FileConfig, flags: &AppFlags) {
     }
     if flags.personal_channel {
         c.subscribe_to_user_personal_channel.enabled = true;
+    }
+    if let Some(n) = flags.max_history_memory {
+        f.engine.max_history_memory = n as usize;
+    }
+    if let Some(n) = flags.max_history_channels {
+        f.engine.max_history_channels = n;
+    }
+    if let Some(n) = flags.max_presence {
+        f.engine.max_presence = n;
     }
     if let Some(n) = flags.max_command_size {
         f.websocket.message_size_limit = n;

@@ -14,8 +14,12 @@ use super::rooms::{Membership, room_from_path};
 use super::worker::Worker;
 use crate::auth::TokenError;
 use crate::client_protocol::codes::ClientError;
-use crate::client_protocol::reply::{ClientInfo, Publication, publication_push};
+use crate::client_protocol::reply::ClientInfo;
 use crate::client_protocol::{self as cp, Disconnect};
+use crate::engine::{
+    Broker, EngineError, HistoryOptions, HistoryQuery, PresenceEntry, PresenceManager, Stored,
+    StreamPosition,
+};
 use crate::proto::encode::server_frame;
 use crate::proto::handshake::{Request, Status, error_response};
 use crate::proto::{CloseCode, OpCode};
@@ -209,8 +213,21 @@ struct ConnHost<'a> {
     subs: &'a mut Vec<Membership>,
 }
 
+impl ConnHost<'_> {
+    fn membership(&self, channel: &str) -> Option<&Membership> {
+        self.subs.iter().find(|m| &*m.room == channel)
+    }
+}
+
+fn engine_error(e: EngineError) -> ClientError {
+    match e {
+        EngineError::NoHistory => ClientError::NOT_AVAILABLE.with_detail(e),
+        EngineError::TooManyChannels(_) => ClientError::LIMIT_EXCEEDED.with_detail(e),
+    }
+}
+
 impl Host for ConnHost<'_> {
-    fn subscribe(&mut self, channel: &str) -> Result<(), ClientError> {
+    fn join(&mut self, channel: &str) -> Result<(), ClientError> {
         let shared = &self.worker.shared;
         let m = self
             .worker
@@ -225,7 +242,13 @@ impl Host for ConnHost<'_> {
         Ok(())
     }
 
-    fn unsubscribe(&mut self, channel: &str) {
+    fn set_position(&mut self, channel: &str, offset: u64) {
+        if let Some(m) = self.membership(channel) {
+            self.worker.channels.borrow().set_position(m, offset);
+        }
+    }
+
+    fn leave(&mut self, channel: &str) {
         if let Some(i) = self.subs.iter().position(|m| &*m.room == channel) {
             let m = self.subs.swap_remove(i);
             let shared = &self.worker.shared;
@@ -241,19 +264,52 @@ impl Host for ConnHost<'_> {
         channel: &str,
         data: &RawValue,
         info: Option<&ClientInfo<'_>>,
-    ) -> Result<(), ClientError> {
-        let push = publication_push(
-            channel,
-            &Publication {
-                data,
-                info,
-                offset: 0,
-            },
-        );
-        // Encoded once: one frame shared by every subscriber on every worker.
+        history: HistoryOptions,
+        now: Instant,
+    ) -> Result<Option<StreamPosition>, ClientError> {
+        // Encoded once by the engine: one frame shared by every subscriber on every worker.
         self.worker
-            .publish_channel(channel, server_frame(OpCode::Text, &push));
-        Ok(())
+            .shared
+            .engine
+            .publish(channel, data, info, history, now)
+            .map_err(engine_error)
+    }
+
+    fn history(
+        &mut self,
+        channel: &str,
+        query: HistoryQuery,
+        history: HistoryOptions,
+        now: Instant,
+    ) -> Result<(Vec<Stored>, StreamPosition), ClientError> {
+        self.worker
+            .shared
+            .engine
+            .history(channel, query, history, now)
+            .map_err(engine_error)
+    }
+
+    fn presence_event(&mut self, channel: &str, join: bool, info: &ClientInfo<'_>) {
+        self.worker
+            .shared
+            .engine
+            .publish_presence_event(channel, join, info);
+    }
+
+    fn presence_add(&mut self, channel: &str, entry: PresenceEntry) -> bool {
+        self.worker.shared.engine.add_presence(channel, entry)
+    }
+
+    fn presence_remove(&mut self, channel: &str, client: &str) {
+        self.worker.shared.engine.remove_presence(channel, client)
+    }
+
+    fn presence(&mut self, channel: &str) -> Vec<PresenceEntry> {
+        self.worker.shared.engine.presence(channel)
+    }
+
+    fn presence_stats(&mut self, channel: &str) -> (usize, usize) {
+        self.worker.shared.engine.presence_stats(channel)
     }
 
     fn user_connected(&mut self, user: &str) -> bool {
@@ -278,6 +334,13 @@ impl ClientApp {
             }
             None => self.session.handle_binary(),
         }
+        self.flush(worker, conn);
+    }
+
+    /// The fan-out saw this connection miss a publication of `channel`.
+    pub fn on_gap(&mut self, worker: &Worker, conn: &Conn, channel: &str) {
+        let mut host = Self::host(worker, conn.id, &mut self.subs);
+        self.session.on_insufficient_state(channel, &mut host);
         self.flush(worker, conn);
     }
 

@@ -70,6 +70,9 @@ pub struct Conn {
     broken: Cell<bool>,
     /// The close code of the closing handshake and whether the server started it (for the log).
     closed_with: Cell<Option<(u16, bool)>>,
+    /// Channels in which this connection missed a publication (set by the fan-out, handled
+    /// by the reader, which owns the session).
+    gaps: RefCell<Vec<std::sync::Arc<str>>>,
 }
 
 impl Conn {
@@ -96,6 +99,13 @@ impl Conn {
                 );
             }
         }
+    }
+
+    /// The fan-out saw this connection miss a publication of `channel`: the reader tells the
+    /// session (which unsubscribes with 2500 or disconnects with 3010).
+    pub fn report_gap(&self, channel: std::sync::Arc<str>) {
+        self.gaps.borrow_mut().push(channel);
+        self.wake_reader.notify();
     }
 
     /// Queues the answer to the upgrade request (101 or an HTTP error).
@@ -151,6 +161,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
         writer_done: Cell::new(false),
         broken: Cell::new(false),
         closed_with: Cell::new(None),
+        gaps: RefCell::new(Vec::new()),
     });
     assert_eq!(worker.conns.borrow_mut().insert(conn.clone()), id);
     debug!(conn = id, %peer, "connection accepted");
@@ -378,7 +389,14 @@ impl Reader {
                     self.end();
                     break;
                 }
-                Wake::Signal => {}
+                Wake::Signal => {
+                    let gaps = std::mem::take(&mut *conn.gaps.borrow_mut());
+                    if let Some(app) = &mut self.client {
+                        for channel in gaps {
+                            app.on_gap(&self.worker, &conn, &channel);
+                        }
+                    }
+                }
                 Wake::Timer => self.on_timer(now),
             }
             let next = self.next_deadline();

@@ -27,6 +27,9 @@ pub struct Delivery {
     pub target: Target,
     pub room: Arc<str>,
     pub frame: Bytes,
+    /// The publication's offset in its channel (0: none: raw rooms, channels without history,
+    /// join/leave).
+    pub offset: u64,
 }
 
 pub struct Inbox {

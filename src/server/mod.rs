@@ -104,7 +104,24 @@ pub struct ServerShared {
     /// Client protocol channels: which workers have subscribers.
     pub channels: RoomDirectory,
     pub users: admission::UserConnections,
+    /// The channel engine: offsets, history, presence (its outlet is this server's inboxes).
+    pub engine: Arc<crate::engine::memory::MemoryEngine>,
     pub connect_limiter: admission::ConnectLimiter,
+}
+
+/// The engine's outlet: a publication's frame into the inboxes of the workers with subscribers.
+struct Outlet(std::sync::Weak<ServerShared>);
+
+impl crate::engine::Outlet for Outlet {
+    fn frame(&self, push: &[u8]) -> bytes::Bytes {
+        crate::proto::encode::server_frame(crate::proto::OpCode::Text, push)
+    }
+
+    fn deliver(&self, channel: &str, offset: u64, frame: bytes::Bytes) {
+        if let Some(shared) = self.0.upgrade() {
+            worker::publish_channel(&shared, channel, offset, frame);
+        }
+    }
 }
 
 /// Starts a graceful shutdown from any thread.
@@ -162,7 +179,16 @@ impl ServerHandle {
                 addr: opts.listen,
                 source,
             })?;
-        let shared = Arc::new(ServerShared {
+        let limits = crate::engine::memory::Limits {
+            max_channels: app.engine.max_history_channels,
+            max_history_bytes: app.engine.max_history_memory,
+            max_presence: app.engine.max_presence,
+        };
+        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<ServerShared>| ServerShared {
+            engine: Arc::new(crate::engine::memory::MemoryEngine::new(
+                Arc::new(Outlet(weak.clone())),
+                limits,
+            )),
             session_env: Arc::new(crate::session::SessionEnv::new(app.clone())),
             channels: RoomDirectory::new(opts.max_rooms),
             users: admission::UserConnections::new(app.client().user_connection_limit),

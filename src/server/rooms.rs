@@ -8,6 +8,7 @@
 //!
 //! Pure data structures: no I/O, no tasks.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -101,11 +102,23 @@ impl RoomDirectory {
     }
 }
 
+/// A member's position in a channel's stream: not tracked (no history, raw rooms).
+pub const UNPOSITIONED: u64 = u64::MAX;
+/// A member that missed a publication: nothing more is delivered until it leaves.
+pub const GAPPED: u64 = u64::MAX - 1;
+
+/// One member of a room or channel on this worker.
+pub struct Member {
+    /// The connection (key of the worker's connection slab).
+    pub conn: usize,
+    /// The last offset delivered ([`UNPOSITIONED`], [`GAPPED`]).
+    pub last: Cell<u64>,
+}
+
 /// One worker's members of one room.
 pub struct LocalRoom {
     pub name: Arc<str>,
-    /// Connection ids (keys of the worker's connection slab).
-    pub members: Slab<usize>,
+    pub members: Slab<Member>,
     /// Bit `w` set: worker `w` has members here.
     pub workers: Arc<AtomicU64>,
 }
@@ -143,7 +156,10 @@ impl LocalRooms {
             );
         }
         let room = self.rooms.get_mut(name).expect("inserted above");
-        let key = room.members.insert(conn);
+        let key = room.members.insert(Member {
+            conn,
+            last: Cell::new(UNPOSITIONED),
+        });
         Ok(Membership {
             room: room.name.clone(),
             key,
@@ -158,6 +174,13 @@ impl LocalRooms {
         if room.members.is_empty() {
             self.rooms.remove(&m.room);
             dir.exit(&m.room, worker);
+        }
+    }
+
+    /// Positions a member: from now on only offsets after `offset` are delivered to it.
+    pub fn set_position(&self, m: &Membership, offset: u64) {
+        if let Some(member) = self.rooms.get(&m.room).and_then(|r| r.members.get(m.key)) {
+            member.last.set(offset);
         }
     }
 

@@ -27,7 +27,7 @@ use super::ServerShared;
 use super::conn::{self, Conn};
 use super::inbox::{Delivery, Target};
 use super::options::RecvMode;
-use super::rooms::{LocalRoom, LocalRooms};
+use super::rooms::{GAPPED, LocalRoom, LocalRooms, UNPOSITIONED};
 use super::send_buffers::SendBuffers;
 use crate::proto::CloseCode;
 use crate::proto::handshake::Status;
@@ -77,6 +77,7 @@ impl Worker {
                 target: Target::Room,
                 room: local.name.clone(),
                 frame: frame.clone(),
+                offset: 0,
             };
             if !self.shared.inboxes[w].send(delivery) {
                 warn!(
@@ -89,37 +90,37 @@ impl Worker {
         self.fan_out(local, &frame);
     }
 
-    /// Sends a channel's frame to its subscribers on every worker, this one's included,
-    /// through the inboxes and under the directory's lock: every subscriber sees a channel's
-    /// publications in one order, whichever workers publish (app-layer rule 1).
-    pub fn publish_channel(&self, channel: &str, frame: Bytes) {
-        self.shared
-            .channels
-            .with_workers(channel, |name, mut mask| {
-                while mask != 0 {
-                    let w = mask.trailing_zeros() as usize;
-                    mask &= mask - 1;
-                    let delivery = Delivery {
-                        target: Target::Channel,
-                        room: name.clone(),
-                        frame: frame.clone(),
-                    };
-                    if !self.shared.inboxes[w].send(delivery) {
-                        warn!(
-                            worker = self.index,
-                            to = w,
-                            channel,
-                            "inbox of worker {w} is full: publication dropped there"
-                        );
-                    }
-                }
-            });
-    }
-
     fn fan_out(&self, room: &LocalRoom, frame: &Bytes) {
         let conns = self.conns.borrow();
-        for (_, &id) in room.members.iter() {
-            if let Some(c) = conns.get(id) {
+        for (_, m) in room.members.iter() {
+            if let Some(c) = conns.get(m.conn) {
+                c.send(self, frame.clone());
+            }
+        }
+    }
+
+    /// A channel's frame to this worker's subscribers, by position: a subscriber that already
+    /// has the offset (recovery overlap) is skipped; one that would miss an offset is told
+    /// (insufficient state) instead of skipping silently.
+    fn fan_out_channel(&self, room: &LocalRoom, frame: &Bytes, offset: u64) {
+        let conns = self.conns.borrow();
+        for (_, m) in room.members.iter() {
+            let last = m.last.get();
+            if offset != 0 && last != UNPOSITIONED {
+                if last == GAPPED || offset <= last {
+                    continue;
+                }
+                if offset > last + 1 {
+                    m.last.set(GAPPED);
+                    if let Some(c) = conns.get(m.conn) {
+                        warn!(worker = self.index, conn = m.conn, channel = %room.name, expected = last + 1, got = offset, "subscriber missed a publication: telling it (insufficient state)");
+                        c.report_gap(room.name.clone());
+                    }
+                    continue;
+                }
+                m.last.set(offset);
+            }
+            if let Some(c) = conns.get(m.conn) {
                 c.send(self, frame.clone());
             }
         }
@@ -138,12 +139,17 @@ impl Worker {
             })
             .await;
             while let Some(d) = inbox.pop() {
-                let rooms = match d.target {
-                    Target::Room => self.rooms.borrow(),
-                    Target::Channel => self.channels.borrow(),
-                };
-                if let Some(local) = rooms.get(&d.room) {
-                    self.fan_out(local, &d.frame);
+                match d.target {
+                    Target::Room => {
+                        if let Some(local) = self.rooms.borrow().get(&d.room) {
+                            self.fan_out(local, &d.frame);
+                        }
+                    }
+                    Target::Channel => {
+                        if let Some(local) = self.channels.borrow().get(&d.room) {
+                            self.fan_out_channel(local, &d.frame, d.offset);
+                        }
+                    }
                 }
             }
             if self.shared.shutting_down.load(Ordering::Acquire) {
@@ -232,6 +238,32 @@ impl Worker {
             );
         }
     }
+}
+
+/// Puts a channel's frame into the inbox of every worker with subscribers, the caller's own
+/// included, under the channel directory's lock: called by the engine while it holds the
+/// channel's lock, so every worker gets a channel's frames in offset order (app-layer rule 1).
+pub fn publish_channel(shared: &ServerShared, channel: &str, offset: u64, frame: Bytes) {
+    shared.channels.with_workers(channel, |name, mut mask| {
+        while mask != 0 {
+            let w = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let delivery = Delivery {
+                target: Target::Channel,
+                room: name.clone(),
+                frame: frame.clone(),
+                offset,
+            };
+            if !shared.inboxes[w].send(delivery) {
+                warn!(
+                    to = w,
+                    channel,
+                    offset,
+                    "inbox of worker {w} is full: publication dropped there (its subscribers will be told)"
+                );
+            }
+        }
+    });
 }
 
 /// Connections past `--max-connections` still answered with a 503 (they cost a TLS handshake

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use tracing::{info, warn};
 
-use super::{ClientSession, Host, Now, State, Sub};
+use super::channel::Wants;
+use super::subscribe::raw_publications;
+use super::{ClientSession, Host, Now, State};
 use crate::auth::{ConnectClaims, Role, TokenError};
 use crate::client_protocol::Disconnect;
 use crate::client_protocol::codes::ClientError;
@@ -109,22 +111,62 @@ impl ClientSession {
             )));
             return;
         }
+        let default_ns = crate::config::NamespaceOptions::default();
+        let mut entered = Vec::with_capacity(channels.len());
         for ch in &channels {
-            if let Err(e) = host.subscribe(ch) {
-                self.close(Disconnect::INTERNAL.with_detail(e.message));
-                return;
+            // A token channel or the personal channel in a namespace the configuration does not
+            // define gets default options (no history, no presence): still delivered.
+            let resolved = cfg.channels.resolve(ch);
+            if let Err(e) = &resolved {
+                warn!(client = %self.client_id, user = %self.user, channel = %ch, "server-side channel: {}; default options used", e.message);
             }
-            self.subs.insert(
-                ch.clone(),
-                Sub {
-                    server_side: true,
-                    close_at: None,
-                },
-            );
+            let ns = resolved.as_ref().map_or(&default_ns, |c| c.opts);
+            let wants = r
+                .subs
+                .as_ref()
+                .and_then(|m| m.get(ch.as_str()))
+                .map(|s| Wants {
+                    recoverable: true,
+                    recover: s
+                        .recover
+                        .then(|| (s.offset, s.epoch.as_deref().unwrap_or(""))),
+                    ..Wants::default()
+                })
+                .unwrap_or_default();
+            let wants = Wants {
+                server_side: true,
+                ..wants
+            };
+            match self.enter_channel(ch, ns, wants, now.at, host) {
+                Ok(e) => entered.push(e),
+                Err(e) => {
+                    self.close(Disconnect::INTERNAL.with_detail(e.message));
+                    return;
+                }
+            }
         }
+        let raw: Vec<Vec<&serde_json::value::RawValue>> = entered
+            .iter()
+            .map(|e| raw_publications(&e.publications))
+            .collect();
         let subs: BTreeMap<&str, SubscribeResult<'_>> = channels
             .iter()
-            .map(|c| (c.as_str(), SubscribeResult::default()))
+            .zip(entered.iter().zip(raw.iter()))
+            .map(|(c, (e, p))| {
+                (
+                    c.as_str(),
+                    SubscribeResult {
+                        recoverable: e.recoverable,
+                        epoch: e.epoch.as_deref().unwrap_or(""),
+                        publications: p,
+                        recovered: e.recovered,
+                        offset: e.offset,
+                        positioned: e.positioned,
+                        was_recovering: e.was_recovering,
+                        ..SubscribeResult::default()
+                    },
+                )
+            })
             .collect();
         let ping = cfg.client().ping_interval.0;
         self.out.reply(

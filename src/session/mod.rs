@@ -17,11 +17,15 @@
 //! |---|---|
 //! | [`connect`] | `connect` and `refresh`: tokens, anonymous access, server-side subscriptions |
 //! | [`subscribe`] | `subscribe`, `unsubscribe`, `sub_refresh` |
-//! | [`publish`] | `publish`, `rpc`, `send`, and what needs the engine (`presence`, `history`) |
+//! | [`publish`] | `publish`, `rpc`, `send` |
+//! | `engine_commands` | `history`, `presence`, `presence_stats` |
+//! | `channel` | entering and leaving a channel: positions, recovery, presence, join/leave |
 //! | [`rpc`] | the table of `rpc` methods |
 //! | [`timers`] | stale, ping/pong, expiry |
 
+mod channel;
 mod connect;
+mod engine_commands;
 mod publish;
 pub mod rpc;
 mod subs;
@@ -42,6 +46,9 @@ use crate::client_protocol::codes::ClientError;
 use crate::client_protocol::reply::{Batch, ClientInfo};
 use crate::client_protocol::{Disconnect, Request};
 use crate::config::AppConfig;
+use crate::engine::{HistoryQuery, PresenceEntry, Stored, StreamPosition};
+
+pub use crate::engine::HistoryOptions;
 use crate::server::rate::TokenBucket;
 
 pub use rpc::{RpcContext, RpcTable};
@@ -74,18 +81,40 @@ impl Now {
     }
 }
 
-/// What a session needs from the world around it.
+/// What a session needs from the world around it: this worker's subscriber lists and the
+/// channel engine. The runtime implements it over the real engine; tests over fakes.
 pub trait Host {
-    /// Make this connection a subscriber of `channel`.
-    fn subscribe(&mut self, channel: &str) -> Result<(), ClientError>;
-    fn unsubscribe(&mut self, channel: &str);
-    /// Publish `data` into `channel` (every subscriber, on every worker, in one order).
+    /// Makes this connection a subscriber of `channel` on its worker: live publications start
+    /// arriving (they are not read until the current call returns).
+    fn join(&mut self, channel: &str) -> Result<(), ClientError>;
+    /// From now on deliver only publications with offsets after `offset` (earlier ones are
+    /// duplicates of what the session already sent); a gap is reported back to the session.
+    fn set_position(&mut self, channel: &str, offset: u64);
+    fn leave(&mut self, channel: &str);
+    /// Publishes into `channel`: every subscriber, on every worker, in one order.
     fn publish(
         &mut self,
         channel: &str,
         data: &RawValue,
         info: Option<&ClientInfo<'_>>,
-    ) -> Result<(), ClientError>;
+        history: HistoryOptions,
+        now: Instant,
+    ) -> Result<Option<StreamPosition>, ClientError>;
+    fn history(
+        &mut self,
+        channel: &str,
+        query: HistoryQuery,
+        history: HistoryOptions,
+        now: Instant,
+    ) -> Result<(Vec<Stored>, StreamPosition), ClientError>;
+    /// A `join` (or `leave`) push to the channel's subscribers.
+    fn presence_event(&mut self, channel: &str, join: bool, info: &ClientInfo<'_>);
+    /// False when the presence bound is reached.
+    fn presence_add(&mut self, channel: &str, entry: PresenceEntry) -> bool;
+    fn presence_remove(&mut self, channel: &str, client: &str);
+    fn presence(&mut self, channel: &str) -> Vec<PresenceEntry>;
+    /// (clients, users).
+    fn presence_stats(&mut self, channel: &str) -> (usize, usize);
     /// Count a connection of `user` against the per-user cap; false when it is full.
     fn user_connected(&mut self, user: &str) -> bool;
     fn user_disconnected(&mut self, user: &str);
@@ -124,6 +153,10 @@ enum State {
 #[derive(Debug, Clone)]
 struct Sub {
     server_side: bool,
+    /// This connection is in the channel's presence (remove it when leaving).
+    presence: bool,
+    /// The channel sends join/leave pushes (send a leave when leaving).
+    join_leave: bool,
     /// When the subscription ends unless refreshed (sub token `exp` + grace).
     close_at: Option<Instant>,
 }
@@ -294,10 +327,10 @@ impl ClientSession {
             Request::Subscribe(r) => self.on_subscribe(id, r, now, host),
             Request::Unsubscribe(r) => self.on_unsubscribe(id, r, host),
             Request::SubRefresh(r) => self.on_sub_refresh(id, r, now),
-            Request::Publish(r) => self.on_publish(id, r, host),
-            Request::Presence(_) | Request::PresenceStats(_) | Request::History(_) => {
-                self.on_engine_feature(id)
-            }
+            Request::Publish(r) => self.on_publish(id, r, now, host),
+            Request::Presence(r) => self.on_presence(id, r, false, host),
+            Request::PresenceStats(r) => self.on_presence(id, r, true, host),
+            Request::History(r) => self.on_history(id, r, now, host),
             Request::Rpc(r) => self.on_rpc(id, r),
             Request::Send(r) => self.on_send(r),
             Request::Ping => self.reply_empty(id, "ping"),
@@ -341,8 +374,9 @@ impl ClientSession {
 
     /// The connection ended: leave every channel, give back the user's connection slot.
     pub fn on_closed(&mut self, host: &mut dyn Host) {
-        for (ch, _) in self.subs.drain() {
-            host.unsubscribe(&ch);
+        let subs: Vec<(Box<str>, Sub)> = self.subs.drain().collect();
+        for (ch, sub) in subs {
+            self.leave_channel(&ch, &sub, host);
         }
         if self.counted {
             self.counted = false;

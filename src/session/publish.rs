@@ -4,13 +4,19 @@ use tracing::{debug, info};
 
 use super::connect::AUDIT;
 use super::rpc::RpcContext;
-use super::{ClientSession, Host};
+use super::{ClientSession, Host, Now};
 use crate::client_protocol::codes::ClientError;
 use crate::client_protocol::command::{PublishRequest, RpcRequest, SendRequest};
 use crate::client_protocol::reply::RpcResult;
 
 impl ClientSession {
-    pub(super) fn on_publish(&mut self, id: u32, r: &PublishRequest<'_>, host: &mut dyn Host) {
+    pub(super) fn on_publish(
+        &mut self,
+        id: u32,
+        r: &PublishRequest<'_>,
+        now: Now,
+        host: &mut dyn Host,
+    ) {
         let Some(data) = r.data else {
             return self.out.error(
                 id,
@@ -32,18 +38,11 @@ impl ClientSession {
             info!(target: AUDIT, client = %self.client_id, user = %self.user, channel, "publish denied: {}", e.message);
             return self.out.error(id, &e);
         }
-        match host.publish(channel, data, self.publisher().as_ref()) {
-            Ok(()) => self.reply_empty(id, "publish"),
+        let history = super::channel::history_options(resolved.opts);
+        match host.publish(channel, data, self.publisher().as_ref(), history, now.at) {
+            Ok(_) => self.reply_empty(id, "publish"),
             Err(e) => self.out.error(id, &e),
         }
-    }
-
-    /// `presence`, `presence_stats`, `history`: answered by the channel engine, not built yet.
-    pub(super) fn on_engine_feature(&mut self, id: u32) {
-        self.out.error(
-            id,
-            &ClientError::NOT_AVAILABLE.with_detail("history and presence are not built yet"),
-        );
     }
 
     pub(super) fn on_rpc(&mut self, id: u32, r: &RpcRequest<'_>) {

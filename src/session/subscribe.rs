@@ -2,8 +2,9 @@
 
 use tracing::info;
 
+use super::channel::Wants;
 use super::connect::AUDIT;
-use super::{ClientSession, Host, Now, Sub};
+use super::{ClientSession, Host, Now};
 use crate::auth::TokenError;
 use crate::client_protocol::Disconnect;
 use crate::client_protocol::codes::ClientError;
@@ -67,35 +68,45 @@ impl ClientSession {
                 }
             }
         }
-        if let Err(e) = host.subscribe(channel) {
-            return self.out.error(id, &e);
-        }
         let close_at =
             expires_at.map(|t| now.instant_of(t) + cfg.client().expired_sub_close_delay.0);
-        self.subs.insert(
-            channel.to_owned(),
-            Sub {
-                server_side: false,
-                close_at,
-            },
-        );
+        let wants = Wants {
+            recoverable: r.recoverable || r.recover,
+            recover: r
+                .recover
+                .then(|| (r.offset, r.epoch.as_deref().unwrap_or(""))),
+            server_side: false,
+            close_at,
+        };
+        let entered = match self.enter_channel(channel, resolved.opts, wants, now.at, host) {
+            Ok(e) => e,
+            Err(e) => return self.out.error(id, &e),
+        };
         let ttl = expires_at.map_or(0, |t| {
             t.saturating_sub(now.unix).min(u32::MAX as u64) as u32
         });
+        let publications = raw_publications(&entered.publications);
         self.out.reply(
             id,
             "subscribe",
             &SubscribeResult {
                 expires: expires_at.is_some(),
                 ttl,
-                ..SubscribeResult::default()
+                recoverable: entered.recoverable,
+                epoch: entered.epoch.as_deref().unwrap_or(""),
+                publications: &publications,
+                recovered: entered.recovered,
+                offset: entered.offset,
+                positioned: entered.positioned,
+                data: None,
+                was_recovering: entered.was_recovering,
             },
         );
     }
 
     pub(super) fn on_unsubscribe(&mut self, id: u32, r: &ChannelRequest<'_>, host: &mut dyn Host) {
-        if self.subs.remove(r.channel.as_ref()).is_some() {
-            host.unsubscribe(&r.channel);
+        if let Some(sub) = self.subs.remove(r.channel.as_ref()) {
+            self.leave_channel(&r.channel, &sub, host);
         }
         self.reply_empty(id, "unsubscribe");
     }
@@ -140,4 +151,12 @@ impl ClientSession {
             },
         );
     }
+}
+
+/// Stored publications (valid JSON objects by construction) as raw JSON for a reply.
+pub(super) fn raw_publications(items: &[bytes::Bytes]) -> Vec<&serde_json::value::RawValue> {
+    items
+        .iter()
+        .filter_map(|b| serde_json::from_slice(b).ok())
+        .collect()
 }

@@ -69,8 +69,9 @@ impl ClientSession {
                 self.close(Disconnect::SUBSCRIPTION_EXPIRED);
                 return;
             }
-            self.subs.remove(&ch);
-            host.unsubscribe(&ch);
+            if let Some(sub) = self.subs.remove(&ch) {
+                self.leave_channel(&ch, &sub, host);
+            }
             let (code, reason) = unsubscribe::EXPIRED;
             self.out
                 .push(&ch, "unsubscribe", &UnsubscribePush { code, reason });
