@@ -28,6 +28,17 @@ allow_publish_for_subscriber = true
 [[channel.namespaces]]
 name = "news"
 allow_subscribe_for_client = true
+[[channel.namespaces]]
+name = "feed"
+allow_subscribe_for_client = true
+allow_publish_for_subscriber = true
+allow_history_for_subscriber = true
+allow_presence_for_subscriber = true
+history_size = 1000
+history_ttl = "300s"
+force_recovery = true
+presence = true
+join_leave = true
 "#;
     let dir = std::env::temp_dir().join(format!("ringcast-sdk-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -37,6 +48,10 @@ allow_subscribe_for_client = true
 }
 
 fn server() -> common::TestServer {
+    server_with(&[])
+}
+
+fn server_with(extra: &[&str]) -> common::TestServer {
     let keys = root().join("tests/keys");
     let public = format!(
         "{},{},{}",
@@ -45,14 +60,31 @@ fn server() -> common::TestServer {
         keys.join("ed.pub").display()
     );
     let cfg = config();
-    common::start(&[
+    let mut flags = vec![
         "--config",
         &cfg,
         "--token-hmac-secret",
         SECRET,
         "--token-public-key",
         &public,
-    ])
+    ];
+    flags.extend_from_slice(extra);
+    common::start(&flags)
+}
+
+fn node(port: u16, ca: &Path, scenario: Option<&str>) -> Command {
+    let mut cmd = Command::new("node");
+    cmd.current_dir(root().join("tests/sdk"))
+        .arg("js_sdk.mjs")
+        .args(scenario)
+        .env(
+            "RINGCAST_URL",
+            format!("wss://localhost:{port}/connection/websocket"),
+        )
+        .env("RINGCAST_SECRET", SECRET)
+        .env("RINGCAST_KEYS", root().join("tests/keys"))
+        .env("NODE_EXTRA_CA_CERTS", ca);
+    cmd
 }
 
 /// Whether the SDK at `marker` is installed; panics when it must be and is not.
@@ -91,17 +123,73 @@ fn javascript_sdk() {
         return;
     }
     let s = server();
-    let mut cmd = Command::new("node");
-    cmd.current_dir(&dir)
-        .arg("js_sdk.mjs")
-        .env(
-            "RINGCAST_URL",
-            format!("wss://localhost:{}/connection/websocket", s.port),
-        )
-        .env("RINGCAST_SECRET", SECRET)
-        .env("RINGCAST_KEYS", root().join("tests/keys"))
-        .env("NODE_EXTRA_CA_CERTS", s.cert_path());
-    run(cmd, "npm centrifuge");
+    run(node(s.port, &s.cert_path(), None), "npm centrifuge");
+}
+
+/// One order for everyone, recovery after a dropped connection, presence, join/leave.
+#[test]
+fn javascript_sdk_channel_engine() {
+    let dir = root().join("tests/sdk");
+    if !installed(&dir.join("node_modules/centrifuge"), "npm centrifuge") {
+        return;
+    }
+    let s = server();
+    run(
+        node(s.port, &s.cert_path(), Some("engine")),
+        "npm centrifuge (channel engine)",
+    );
+}
+
+/// After a server restart the epoch is new: the SDK's recovery reports `recovered: false`.
+#[test]
+fn javascript_sdk_sees_a_new_epoch_after_a_restart() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = root().join("tests/sdk");
+    if !installed(&dir.join("node_modules/centrifuge"), "npm centrifuge") {
+        return;
+    }
+    let mut first = server();
+    let port = first.port.to_string();
+    // The restarted server must present the same certificate: keep it out of the first
+    // server's directory, which goes away with it.
+    let keep = std::env::temp_dir().join(format!("ringcast-sdk-restart-{}", std::process::id()));
+    std::fs::create_dir_all(&keep).unwrap();
+    let (cert, key) = (keep.join("cert.pem"), keep.join("key.pem"));
+    std::fs::copy(first.cert_path(), &cert).unwrap();
+    std::fs::copy(first.cert_path().with_file_name("dev-key.pem"), &key).unwrap();
+    let mut child = node(first.port, &cert, Some("restart"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = String::new();
+    let mut second = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line == "RESTART" {
+            first.stop();
+            let listen = format!("127.0.0.1:{port}");
+            second = Some(server_with(&[
+                "--listen",
+                &listen,
+                "--cert",
+                cert.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+            ]));
+            child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+        }
+    }
+    let status = child.wait().unwrap();
+    drop(second);
+    println!("{out}");
+    assert!(
+        status.success() && out.contains("ok restart_means_a_new_epoch"),
+        "{out}"
+    );
 }
 
 #[test]

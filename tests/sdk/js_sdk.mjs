@@ -141,7 +141,167 @@ const scenarios = {
   },
 };
 
+/// Channel engine scenarios (namespace `feed`: history, recovery, presence, join/leave).
+const engineScenarios = {
+  async two_publishers_four_subscribers_one_order() {
+    const subs = [];
+    const seen = [[], [], [], []];
+    for (let k = 0; k < 4; k++) {
+      const c = client({ token: sign('HS256', { sub: `reader-${k}`, exp: now() + 120 }) });
+      c.connect();
+      const s = c.newSubscription('feed:order');
+      s.on('publication', (ctx) => seen[k].push([ctx.data.p, ctx.data.i, ctx.offset]));
+      s.subscribe();
+      subs.push([c, s]);
+    }
+    await withTimeout(Promise.all(subs.map(([, s]) => s.ready())), 5000, 'subscribers ready');
+    const pubs = [];
+    for (const p of ['a', 'b']) {
+      const c = client({ token: sign('HS256', { sub: `writer-${p}`, exp: now() + 120 }) });
+      c.connect();
+      const s = c.newSubscription('feed:order');
+      s.subscribe();
+      pubs.push([p, c, s]);
+    }
+    await withTimeout(Promise.all(pubs.map(([, , s]) => s.ready())), 5000, 'publishers ready');
+    // Both publishers at once, each keeping 20 publishes in flight.
+    await Promise.all(pubs.map(async ([p, , s]) => {
+      for (let i = 0; i < 500; i += 20) {
+        const batch = [];
+        for (let j = i; j < i + 20; j++) batch.push(s.publish({ p, i: j }));
+        await Promise.all(batch);
+      }
+    }));
+    const deadline = Date.now() + 10000;
+    while (seen.some((l) => l.length < 1000) && Date.now() < deadline) await sleep(50);
+    for (let k = 0; k < 4; k++) {
+      assert(seen[k].length === 1000, `reader ${k} saw ${seen[k].length}`);
+      assert(JSON.stringify(seen[k]) === JSON.stringify(seen[0]), `reader ${k} saw another order`);
+    }
+    const offsets = seen[0].map((x) => x[2]);
+    for (let n = 1; n < offsets.length; n++) {
+      assert(offsets[n] === offsets[n - 1] + 1, `offsets contiguous at ${n}: ${offsets[n - 1]} → ${offsets[n]}`);
+    }
+    for (const p of ['a', 'b']) {
+      const mine = seen[0].filter((x) => x[0] === p).map((x) => x[1]);
+      assert(mine.length === 500 && mine.every((v, n) => v === n), `publisher ${p} in its own order`);
+    }
+    for (const [c] of subs) c.disconnect();
+    for (const [, c] of pubs) c.disconnect();
+  },
+
+  async reconnecting_subscriber_recovers_exactly_what_it_missed() {
+    const w = client({ token: sign('HS256', { sub: 'rec-writer', exp: now() + 120 }) });
+    w.connect();
+    const ws = w.newSubscription('feed:recover');
+    ws.subscribe();
+    const r = client({ token: sign('HS256', { sub: 'rec-reader', exp: now() + 120 }) });
+    r.connect();
+    const rs = r.newSubscription('feed:recover');
+    const got = [];
+    const subscribedCtx = [];
+    rs.on('publication', (ctx) => got.push(ctx.data.n));
+    rs.on('subscribed', (ctx) => subscribedCtx.push(ctx));
+    rs.subscribe();
+    await withTimeout(Promise.all([ws.ready(), rs.ready()]), 5000, 'ready');
+    for (let n = 1; n <= 10; n++) await ws.publish({ n });
+    const deadline = Date.now() + 5000;
+    while (got.length < 10 && Date.now() < deadline) await sleep(20);
+    assert(got.length === 10, `before the drop: ${got.length}`);
+    r.disconnect();
+    for (let n = 11; n <= 60; n++) await ws.publish({ n });
+    r.connect();
+    const d2 = Date.now() + 5000;
+    while (got.length < 60 && Date.now() < d2) await sleep(20);
+    const again = subscribedCtx[subscribedCtx.length - 1];
+    assert(subscribedCtx.length === 2, `subscribed twice: ${subscribedCtx.length}`);
+    assert(again.wasRecovering === true && again.recovered === true, `recovered: ${JSON.stringify(again)}`);
+    assert(JSON.stringify(got.slice(10)) === JSON.stringify([...Array(50).keys()].map((k) => k + 11)),
+      `exactly the 50 missed: ${JSON.stringify(got.slice(10))}`);
+    r.disconnect(); w.disconnect();
+  },
+
+  async presence_stats_and_join_leave() {
+    const joins = [];
+    const leaves = [];
+    const clients = [];
+    for (const u of ['pa', 'pa', 'pb']) {
+      const c = client({ token: sign('HS256', { sub: u, exp: now() + 120, info: { name: u } }) });
+      c.connect();
+      const s = c.newSubscription('feed:presence', { joinLeave: true });
+      s.on('join', (ctx) => joins.push(ctx.info.user));
+      s.on('leave', (ctx) => leaves.push(ctx.info.user));
+      s.subscribe();
+      await withTimeout(s.ready(), 5000, 'subscribed');
+      clients.push([c, s]);
+    }
+    const [, s0] = clients[0];
+    const stats = await s0.presenceStats();
+    assert(stats.numClients === 3 && stats.numUsers === 2, `stats ${JSON.stringify(stats)}`);
+    const pres = await s0.presence();
+    const users = Object.values(pres.clients).map((i) => i.user).sort();
+    assert(JSON.stringify(users) === '["pa","pa","pb"]', `presence ${JSON.stringify(pres)}`);
+    assert(Object.values(pres.clients).some((i) => i.connInfo && i.connInfo.name === 'pb'), 'conn_info carried');
+    clients[2][0].disconnect();
+    const deadline = Date.now() + 5000;
+    while (!leaves.includes('pb') && Date.now() < deadline) await sleep(20);
+    assert(leaves.includes('pb'), `leave seen: ${JSON.stringify(leaves)}`);
+    assert(joins.includes('pb'), `join seen: ${JSON.stringify(joins)}`);
+    const after = await s0.presenceStats();
+    assert(after.numClients === 2 && after.numUsers === 1, `after leave ${JSON.stringify(after)}`);
+    for (const [c] of clients) c.disconnect();
+  },
+};
+
+/// Needs the test harness: prints RESTART, waits for a line on stdin once the server runs again.
+async function restart_means_a_new_epoch() {
+  const w = client({ token: sign('HS256', { sub: 'ep-writer', exp: now() + 120 }) });
+  w.connect();
+  const ws = w.newSubscription('feed:epoch');
+  ws.subscribe();
+  const r = client({ token: sign('HS256', { sub: 'ep-reader', exp: now() + 120 }) });
+  r.connect();
+  const rs = r.newSubscription('feed:epoch');
+  const ctxs = [];
+  rs.on('subscribed', (ctx) => ctxs.push(ctx));
+  rs.subscribe();
+  await withTimeout(Promise.all([ws.ready(), rs.ready()]), 5000, 'ready');
+  await ws.publish({ n: 1 });
+  await sleep(200);
+  const line = new Promise((res) => process.stdin.once('data', res));
+  console.log('RESTART');
+  await line;
+  const deadline = Date.now() + 15000;
+  while (ctxs.length < 2 && Date.now() < deadline) await sleep(50);
+  const again = ctxs[ctxs.length - 1];
+  assert(ctxs.length >= 2, 'resubscribed after the restart');
+  assert(again.wasRecovering === true && again.recovered === false, `not recovered: ${JSON.stringify(again)}`);
+  w.disconnect(); r.disconnect();
+}
+
 const only = process.argv[2];
+if (only === 'engine') {
+  for (const [name, run] of Object.entries(engineScenarios)) {
+    try {
+      await withTimeout(run(), 30000, name);
+      console.log(`ok ${name}`);
+    } catch (e) {
+      console.log(`FAILED ${name}: ${e && e.stack ? e.stack : JSON.stringify(e)}`);
+      process.exit(1);
+    }
+  }
+  process.exit(0);
+}
+if (only === 'restart') {
+  try {
+    await withTimeout(restart_means_a_new_epoch(), 30000, 'restart');
+    console.log('ok restart_means_a_new_epoch');
+    process.exit(0);
+  } catch (e) {
+    console.log(`FAILED restart_means_a_new_epoch: ${e && e.stack ? e.stack : JSON.stringify(e)}`);
+    process.exit(1);
+  }
+}
 for (const [name, run] of Object.entries(scenarios)) {
   if (only && name !== only) continue;
   try {
