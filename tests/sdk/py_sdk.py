@@ -138,7 +138,58 @@ async def private_channel_with_subscription_token():
     await c.disconnect()
 
 
+class RecEvents(SubscriptionEventHandler):
+    def __init__(self):
+        self.data = []
+        self.subscribed = []
+
+    async def on_publication(self, ctx):
+        self.data.append(ctx.pub.data["n"])
+
+    async def on_subscribed(self, ctx):
+        self.subscribed.append(ctx)
+
+
+async def recovers_what_it_missed_and_reads_history():
+    w = client(token=token("HS256", sub="py-w", exp=int(time.time()) + 60))
+    r = client(token=token("HS256", sub="py-r", exp=int(time.time()) + 60))
+    await w.connect()
+    await r.connect()
+    ws = w.new_subscription("feed:py")
+    ev = RecEvents()
+    rs = r.new_subscription("feed:py", events=ev)
+    await ws.subscribe()
+    await rs.subscribe()
+    await ws.ready(timeout=5)
+    await rs.ready(timeout=5)
+    for n in range(1, 6):
+        await ws.publish({"n": n})
+    for _ in range(100):
+        if len(ev.data) == 5:
+            break
+        await asyncio.sleep(0.02)
+    assert ev.data == [1, 2, 3, 4, 5], ev.data
+    await r.disconnect()
+    for n in range(6, 21):
+        await ws.publish({"n": n})
+    await r.connect()
+    for _ in range(200):
+        if len(ev.data) == 20 and len(ev.subscribed) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    again = ev.subscribed[-1]
+    assert again.was_recovering and again.recovered, again
+    assert ev.data == list(range(1, 21)), ev.data
+    h = await rs.history(limit=3, reverse=True)
+    assert [p.data["n"] for p in h.publications] == [20, 19, 18], h
+    stats = await rs.presence_stats()
+    assert stats.num_clients == 2 and stats.num_users == 2, stats
+    await w.disconnect()
+    await r.disconnect()
+
+
 SCENARIOS = [
+    recovers_what_it_missed_and_reads_history,
     connect_with_hs256_and_eddsa,
     subscribe_and_receive_from_another_client,
     expired_token_calls_get_token,
