@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-/// One stored publication: its offset and its encoded JSON object (`{"data":…,"offset":N}`),
-/// a slice of the frame every subscriber received (shared, not copied).
+/// One stored publication: its offset and its encoded JSON object (`{"data":…,"offset":N}`).
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub offset: u64,
@@ -15,44 +14,81 @@ pub struct Stored {
     pub at: Instant,
 }
 
+/// What the stream keeps per publication: 40 bytes beside the JSON (the offset is implied by
+/// the position, the time is whole seconds since the stream's first publication).
+#[derive(Debug)]
+struct Entry {
+    publication: Bytes,
+    secs: u32,
+}
+
 /// The stream of a channel.
 #[derive(Debug, Default)]
 pub struct History {
-    items: VecDeque<Stored>,
+    entries: VecDeque<Entry>,
+    /// Offset of the front entry.
+    first: u64,
+    /// Time zero of `Entry::secs`.
+    base: Option<Instant>,
     bytes: usize,
 }
 
 impl History {
-    /// Appends a publication, then drops what is over `size` entries or older than `ttl`.
+    fn at(&self, e: &Entry) -> Instant {
+        self.base.expect("set with the first entry") + Duration::from_secs(e.secs as u64)
+    }
+
+    /// Appends a publication (offsets must follow each other; a jump restarts the stream),
+    /// then drops what is over `size` entries or older than `ttl` (to the second).
     pub fn push(&mut self, item: Stored, size: usize, ttl: Duration) {
+        if self.entries.is_empty() || item.offset != self.first + self.entries.len() as u64 {
+            self.clear();
+            self.first = item.offset;
+            self.base = Some(item.at);
+        }
+        let base = self.base.expect("set above");
+        let secs = item
+            .at
+            .saturating_duration_since(base)
+            .as_secs()
+            .min(u32::MAX as u64) as u32;
+        if self.entries.len() == self.entries.capacity() {
+            // Grow towards `size`, never past it: a full stream holds no spare slots.
+            let cap = self.entries.capacity();
+            let want = (cap * 2).max(4).min(size.max(1));
+            self.entries.reserve_exact(want.saturating_sub(cap).max(1));
+        }
         self.bytes += item.publication.len();
-        let now = item.at;
-        self.items.push_back(item);
-        while self.items.len() > size {
+        self.entries.push_back(Entry {
+            publication: item.publication,
+            secs,
+        });
+        while self.entries.len() > size {
             self.pop_front();
         }
-        self.expire(now, ttl);
+        self.expire(item.at, ttl);
     }
 
     /// Drops publications older than `ttl` at `now`.
     pub fn expire(&mut self, now: Instant, ttl: Duration) {
-        while self
-            .items
-            .front()
-            .is_some_and(|i| now.saturating_duration_since(i.at) >= ttl)
-        {
+        while let Some(e) = self.entries.front() {
+            if now.saturating_duration_since(self.at(e)) < ttl {
+                break;
+            }
             self.pop_front();
         }
     }
 
     fn pop_front(&mut self) {
-        if let Some(i) = self.items.pop_front() {
-            self.bytes -= i.publication.len();
+        if let Some(e) = self.entries.pop_front() {
+            self.bytes -= e.publication.len();
+            self.first += 1;
         }
     }
 
     pub fn clear(&mut self) {
-        self.items.clear();
+        self.first += self.entries.len() as u64;
+        self.entries = VecDeque::new();
         self.bytes = 0;
     }
 
@@ -62,34 +98,47 @@ impl History {
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.entries.is_empty()
+    }
+
+    fn stored(&self, i: usize, e: &Entry) -> Stored {
+        Stored {
+            offset: self.first + i as u64,
+            publication: e.publication.clone(),
+            at: self.at(e),
+        }
     }
 
     /// Publications after `since` (all if `None`), oldest first, at most `limit`; with
     /// `reverse`, newest first (then `since` is an upper bound: offsets before it).
     pub fn query(&self, since: Option<u64>, limit: usize, reverse: bool) -> Vec<Stored> {
         if reverse {
-            self.items
-                .iter()
+            // Offsets before `since`: indexes below `since - first`.
+            let end = match since {
+                Some(s) => (s.saturating_sub(self.first) as usize).min(self.entries.len()),
+                None => self.entries.len(),
+            };
+            (0..end)
                 .rev()
-                .filter(|i| since.is_none_or(|s| i.offset < s))
                 .take(limit)
-                .cloned()
+                .map(|i| self.stored(i, &self.entries[i]))
                 .collect()
         } else {
             let start = match since {
-                // Offsets are contiguous in the deque: index by difference.
-                Some(s) => match self.items.front() {
-                    Some(f) if s >= f.offset => (s - f.offset + 1) as usize,
-                    _ => 0,
-                },
-                None => 0,
+                Some(s) if s >= self.first => (s - self.first + 1) as usize,
+                _ => 0,
             };
-            self.items.iter().skip(start).take(limit).cloned().collect()
+            self.entries
+                .iter()
+                .enumerate()
+                .skip(start)
+                .take(limit)
+                .map(|(i, e)| self.stored(i, e))
+                .collect()
         }
     }
 }

@@ -212,10 +212,12 @@ impl Broker for MemoryEngine {
         let (json, range) =
             publication_push_with_range(channel, &Publication { data, info, offset });
         let frame = self.outlet.frame(&json);
-        let head = frame.len() - json.len();
+        // A compact copy of the publication object: keeping a slice of the frame instead
+        // would keep the whole frame (and a shared-buffer header) alive per stored message
+        // (measured: 296 vs 176 B per 100-byte publication, benches/history_memory.rs).
         let stored = Stored {
             offset,
-            publication: frame.slice(head + range.start..head + range.end),
+            publication: bytes::Bytes::copy_from_slice(&json[range]),
             at: now,
         };
         s.top = offset;
