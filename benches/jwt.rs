@@ -2,19 +2,17 @@
 //! RS256), through ringcast's verifier (header decode, key choice, signature, claims).
 
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use ringcast::auth::{TokenVerifier, VerifyingKey};
 use serde_json::json;
 
-const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
-
 fn bench(c: &mut Criterion) {
     let now = 1_800_000_000u64;
     let claims = json!({"sub":"alice","exp": now + 3600,"info":{"name":"Alice"}});
-    let read = |f: &str| std::fs::read(Path::new(KEYS).join(f)).unwrap();
+    let keys = ringcast::test_keys::dir();
+    let read = |f: &str| std::fs::read(keys.join(f)).unwrap();
     let cases = [
         (
             "HS256",
@@ -24,19 +22,19 @@ fn bench(c: &mut Criterion) {
         ),
         (
             "ES256",
-            VerifyingKey::public_pem_file(&Path::new(KEYS).join("ec.pub")).unwrap(),
+            VerifyingKey::public_pem_file(&keys.join("ec.pub")).unwrap(),
             EncodingKey::from_ec_pem(&read("ec.key")).unwrap(),
             Algorithm::ES256,
         ),
         (
             "EdDSA",
-            VerifyingKey::public_pem_file(&Path::new(KEYS).join("ed.pub")).unwrap(),
+            VerifyingKey::public_pem_file(&keys.join("ed.pub")).unwrap(),
             EncodingKey::from_ed_pem(&read("ed.key")).unwrap(),
             Algorithm::EdDSA,
         ),
         (
             "RS256",
-            VerifyingKey::public_pem_file(&Path::new(KEYS).join("rsa.pub")).unwrap(),
+            VerifyingKey::public_pem_file(&keys.join("rsa.pub")).unwrap(),
             EncodingKey::from_rsa_pem(&read("rsa.key")).unwrap(),
             Algorithm::RS256,
         ),

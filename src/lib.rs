@@ -39,4 +39,6 @@ pub mod proto;
 pub mod rt;
 pub mod server;
 pub mod session;
+#[doc(hidden)]
+pub mod test_keys;
 pub mod tls;

@@ -296,7 +296,8 @@ async fn bad_tokens_are_3500_and_expired_109() {
 
 #[tokio::test]
 async fn hs256_signed_with_the_public_key_is_refused() {
-    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/rsa.pub");
+    let keys = ringcast::test_keys::dir().join("rsa.pub");
+    let keys = keys.to_str().unwrap();
     let cfg = config_file();
     let s = common::start(&["--config", &cfg, "--token-public-key", keys]);
     let pem = std::fs::read(keys).unwrap();

@@ -52,7 +52,7 @@ fn server() -> common::TestServer {
 }
 
 fn server_with(extra: &[&str]) -> common::TestServer {
-    let keys = root().join("tests/keys");
+    let keys = ringcast::test_keys::dir();
     let public = format!(
         "{},{},{}",
         keys.join("rsa.pub").display(),
@@ -82,7 +82,7 @@ fn node(port: u16, ca: &Path, scenario: Option<&str>) -> Command {
             format!("wss://localhost:{port}/connection/websocket"),
         )
         .env("RINGCAST_SECRET", SECRET)
-        .env("RINGCAST_KEYS", root().join("tests/keys"))
+        .env("RINGCAST_KEYS", ringcast::test_keys::dir())
         .env("NODE_EXTRA_CA_CERTS", ca);
     cmd
 }
@@ -206,7 +206,7 @@ fn python_sdk() {
             format!("wss://localhost:{}/connection/websocket", s.port),
         )
         .env("RINGCAST_SECRET", SECRET)
-        .env("RINGCAST_KEYS", root().join("tests/keys"))
+        .env("RINGCAST_KEYS", ringcast::test_keys::dir())
         .env("RINGCAST_CA", s.cert_path());
     run(cmd, "centrifuge-python");
 }

@@ -1,6 +1,4 @@
-//! Token verification, one behaviour per test, with keys from `tests/keys/`.
-
-use std::path::Path;
+//! Token verification, one behaviour per test, with keys made at run time ([`crate::test_keys`]).
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::json;
@@ -8,10 +6,9 @@ use serde_json::json;
 use super::*;
 
 const NOW: u64 = 1_800_000_000;
-const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
 
 fn key_file(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(KEYS).join(name)).unwrap()
+    std::fs::read(crate::test_keys::dir().join(name)).unwrap()
 }
 
 fn sign(alg: Algorithm, key: &EncodingKey, claims: serde_json::Value) -> String {
@@ -27,7 +24,7 @@ fn hmac_verifier(secret: &str) -> TokenVerifier {
 }
 
 fn public_verifier(name: &str) -> TokenVerifier {
-    let path = Path::new(KEYS).join(name);
+    let path = crate::test_keys::dir().join(name);
     TokenVerifier::new(
         vec![VerifyingKey::public_pem_file(&path).unwrap()],
         None,
