@@ -15,22 +15,11 @@ URL="wss://127.0.0.1:$PORT"
 LG=(target/release/loadgen)
 CA=(--ca certs/dev-cert.pem)
 
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; fi
-}
+# shellcheck source=results/lib.sh
+source results/lib.sh
+SERVER_ARGS=(--rate-limit 0)
+SERVER_LOG=target/bench-server.log
 trap stop_server EXIT
-
-start_server() {
-  # Senders exceed the default 100 msg/min rate limit on purpose.
-  target/release/ringcast --listen "127.0.0.1:$PORT" --rate-limit 0 --log-format json 2>>"target/bench-server.log" &
-  server_pid=$!
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "server did not start" >&2; exit 1
-}
 
 run() { # name, loadgen args...
   local name=$1; shift

@@ -25,22 +25,11 @@ allow_subscribe_for_client = true
 allow_publish_for_client = true
 TOML
 
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; fi
-}
+# shellcheck source=results/lib.sh
+source results/lib.sh
+SERVER_ARGS=(--rate-limit 0 --config "$CFG" --token-hmac-secret "$SECRET")
+SERVER_LOG=target/protocol-bench-server.log
 trap 'stop_server; rm -f "$CFG"' EXIT
-
-start_server() {
-  target/release/ringcast --listen "127.0.0.1:$PORT" --rate-limit 0 --config "$CFG" \
-    --token-hmac-secret "$SECRET" --log-format json 2>>"target/protocol-bench-server.log" &
-  server_pid=$!
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "server did not start" >&2; exit 1
-}
 
 run() { # name, loadgen args...
   local name=$1; shift

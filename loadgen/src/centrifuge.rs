@@ -53,9 +53,9 @@ pub fn hello(token: Option<&str>, channel: &str) -> String {
 /// `channel` must need no JSON escaping (loadgen's channel names are URL path characters).
 pub fn publish(id: u32, channel: &str, payload: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    out.extend_from_slice(b"{\"id\":");
-    out.extend_from_slice(id.to_string().as_bytes());
-    out.extend_from_slice(b",\"publish\":{\"channel\":\"");
+    use std::io::Write;
+    // No allocation per command: the id is formatted straight into the buffer.
+    write!(out, "{{\"id\":{id},\"publish\":{{\"channel\":\"").expect("into a Vec");
     out.extend_from_slice(channel.as_bytes());
     out.extend_from_slice(b"\",\"data\":\"");
     let start = out.len();

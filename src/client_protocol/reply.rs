@@ -267,11 +267,6 @@ pub struct UnsubscribePush<'a> {
     pub reason: &'a str,
 }
 
-#[derive(Serialize)]
-pub struct MessagePush<'a> {
-    pub data: &'a RawValue,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,11 +96,6 @@ impl MemoryEngine {
         self.history_bytes.load(Ordering::Relaxed)
     }
 
-    /// Channels with state (epoch, offsets, history).
-    pub fn channels(&self) -> usize {
-        lock(&self.channels).len()
-    }
-
     fn channel(
         &self,
         name: &str,

@@ -185,11 +185,6 @@ impl UserConnections {
             }
         }
     }
-
-    pub fn count(&self, user: &str) -> usize {
-        let users = self.users.lock().expect("user connections poisoned");
-        users.get(user).copied().unwrap_or(0)
-    }
 }
 
 #[cfg(test)]
