@@ -3,10 +3,14 @@
 //! per recipient, and wakes that worker; the worker fans the frame out to its own members.
 //!
 //! Policy when full: the entry is dropped and counted (`dropped`), and a warning is logged —
-//! a worker that cannot keep up must not make others grow memory without bound.
+//! a worker that cannot keep up must not make others grow memory without bound. A dropped
+//! channel publication with an offset is also remembered ([`Inbox::take_lost`]: the channel and
+//! its highest dropped offset, up to [`MAX_LOST_CHANNELS`] channels, then "some channel"), so
+//! the owning worker tells the subscribers that missed it even when nothing follows it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::Context;
 
 use bytes::Bytes;
@@ -32,10 +36,25 @@ pub struct Delivery {
     pub offset: u64,
 }
 
+/// Channels remembered per inbox as having lost a publication; past this, the inbox only
+/// remembers that some channel did ([`Lost::overflow`]).
+pub const MAX_LOST_CHANNELS: usize = 1024;
+
+/// Channel publications an inbox dropped since the last [`Inbox::take_lost`].
+#[derive(Debug, Default)]
+pub struct Lost {
+    /// Channel → the highest offset dropped (a subscriber positioned below it missed it).
+    pub channels: HashMap<Arc<str>, u64>,
+    /// More channels lost publications than are remembered: treat every channel as affected.
+    pub overflow: bool,
+}
+
 pub struct Inbox {
     queue: ArrayQueue<Delivery>,
     waker: AtomicWaker,
     pub dropped: AtomicU64,
+    lost: Mutex<Lost>,
+    any_lost: AtomicBool,
 }
 
 impl Inbox {
@@ -44,17 +63,47 @@ impl Inbox {
             queue: ArrayQueue::new(capacity.max(1)),
             waker: AtomicWaker::new(),
             dropped: AtomicU64::new(0),
+            lost: Mutex::new(Lost::default()),
+            any_lost: AtomicBool::new(false),
         }
     }
 
     /// Queues a delivery and wakes the owning worker; false when the inbox was full.
     pub fn send(&self, d: Delivery) -> bool {
-        let ok = self.queue.push(d).is_ok();
-        if !ok {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        let ok = match self.queue.push(d) {
+            Ok(()) => true,
+            Err(d) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                if d.target == Target::Channel && d.offset != 0 {
+                    self.remember_lost(d.room, d.offset);
+                }
+                false
+            }
+        };
         self.waker.wake();
         ok
+    }
+
+    fn remember_lost(&self, channel: Arc<str>, offset: u64) {
+        let mut lost = self.lost.lock().expect("inbox lost set poisoned");
+        let full = lost.channels.len() >= MAX_LOST_CHANNELS;
+        match lost.channels.get_mut(&channel) {
+            Some(o) => *o = (*o).max(offset),
+            None if full => lost.overflow = true,
+            None => {
+                lost.channels.insert(channel, offset);
+            }
+        }
+        self.any_lost.store(true, Ordering::Release);
+    }
+
+    /// What was dropped since the last call (None, without a lock, when nothing was).
+    pub fn take_lost(&self) -> Option<Lost> {
+        if !self.any_lost.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let mut lost = self.lost.lock().expect("inbox lost set poisoned");
+        Some(std::mem::take(&mut *lost))
     }
 
     /// Wakes the owning worker without a delivery (shutdown).
@@ -70,5 +119,50 @@ impl Inbox {
 
     pub fn pop(&self) -> Option<Delivery> {
         self.queue.pop()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(room: &str, offset: u64) -> Delivery {
+        Delivery {
+            target: Target::Channel,
+            room: room.into(),
+            frame: Bytes::new(),
+            offset,
+        }
+    }
+
+    #[test]
+    fn a_full_inbox_remembers_the_highest_lost_offset_per_channel() {
+        let inbox = Inbox::new(1);
+        assert!(inbox.take_lost().is_none());
+        assert!(inbox.send(delivery("a", 1)));
+        assert!(!inbox.send(delivery("a", 2)));
+        assert!(!inbox.send(delivery("a", 3)));
+        assert!(
+            !inbox.send(delivery("b", 0)),
+            "no offset: nothing to remember"
+        );
+        let lost = inbox.take_lost().unwrap();
+        assert_eq!(lost.channels.len(), 1);
+        assert_eq!(lost.channels["a"], 3);
+        assert!(!lost.overflow);
+        assert!(inbox.take_lost().is_none(), "taken");
+        assert_eq!(inbox.dropped.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn lost_channels_are_bounded() {
+        let inbox = Inbox::new(1);
+        assert!(inbox.send(delivery("x", 1)));
+        for i in 0..MAX_LOST_CHANNELS + 5 {
+            inbox.send(delivery(&format!("c{i}"), 1));
+        }
+        let lost = inbox.take_lost().unwrap();
+        assert_eq!(lost.channels.len(), MAX_LOST_CHANNELS);
+        assert!(lost.overflow);
     }
 }

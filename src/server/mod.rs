@@ -119,7 +119,7 @@ impl crate::engine::Outlet for Outlet {
 
     fn deliver(&self, channel: &str, offset: u64, frame: bytes::Bytes) {
         if let Some(shared) = self.0.upgrade() {
-            worker::publish_channel(&shared, channel, offset, frame);
+            worker::publish_channel(&shared.channels, &shared.inboxes, channel, offset, frame);
         }
     }
 }

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use slab::Slab;
 
+use super::inbox::Lost;
+
 /// Workers are tracked in a 64-bit mask.
 pub const MAX_WORKERS: usize = 64;
 /// Longest room name.
@@ -115,6 +117,49 @@ pub struct Member {
     pub last: Cell<u64>,
 }
 
+/// What a positioned member gets of a publication at some offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Send it (and the member's position moves to it).
+    Deliver,
+    /// Already had it (recovery overlap), or the member is gapped: send nothing.
+    Skip,
+    /// An offset was missed: the member is now gapped and must be told (insufficient state).
+    Gap { expected: u64 },
+}
+
+impl Member {
+    /// Decides a channel publication at `offset` (0: not positioned, e.g. join/leave) for this
+    /// member, moving its position. The order rule makes every worker see offsets ascending,
+    /// so a jump can only mean a dropped delivery.
+    pub fn admit(&self, offset: u64) -> Admit {
+        let last = self.last.get();
+        if offset == 0 || last == UNPOSITIONED {
+            return Admit::Deliver;
+        }
+        if last == GAPPED || offset <= last {
+            return Admit::Skip;
+        }
+        if offset > last + 1 {
+            self.last.set(GAPPED);
+            return Admit::Gap { expected: last + 1 };
+        }
+        self.last.set(offset);
+        Admit::Deliver
+    }
+
+    /// The publication at `offset` was dropped before reaching this member's worker: true
+    /// (and the member is now gapped) when the member needed it.
+    pub fn lost(&self, offset: u64) -> bool {
+        let last = self.last.get();
+        let missed = last != UNPOSITIONED && last != GAPPED && last < offset;
+        if missed {
+            self.last.set(GAPPED);
+        }
+        missed
+    }
+}
+
 /// One worker's members of one room.
 pub struct LocalRoom {
     pub name: Arc<str>,
@@ -187,6 +232,30 @@ impl LocalRooms {
     pub fn get(&self, name: &str) -> Option<&LocalRoom> {
         self.rooms.get(name)
     }
+
+    /// Applies what this worker's inbox dropped: calls `gapped(channel, conn)` for each member
+    /// that needed a lost publication (now gapped). With `overflow`, every positioned member
+    /// of every channel is treated as having lost one.
+    pub fn apply_lost(&self, lost: &Lost, mut gapped: impl FnMut(&Arc<str>, usize)) {
+        let mut check = |room: &LocalRoom, offset: u64| {
+            for (_, m) in room.members.iter() {
+                if m.lost(offset) {
+                    gapped(&room.name, m.conn);
+                }
+            }
+        };
+        if lost.overflow {
+            for room in self.rooms.values() {
+                check(room, GAPPED - 1);
+            }
+        } else {
+            for (name, &offset) in &lost.channels {
+                if let Some(room) = self.rooms.get(name) {
+                    check(room, offset);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +302,31 @@ mod tests {
         assert_eq!(dir.len(), 1);
         w1.leave(&dir, 1, &c);
         assert!(dir.is_empty(), "room gone with its last member");
+    }
+
+    #[test]
+    fn positions_deliver_skip_and_gap() {
+        let m = Member {
+            conn: 0,
+            last: Cell::new(UNPOSITIONED),
+        };
+        assert_eq!(m.admit(7), Admit::Deliver, "unpositioned: everything");
+        m.last.set(5);
+        assert_eq!(m.admit(0), Admit::Deliver, "join/leave carry no offset");
+        assert_eq!(m.admit(4), Admit::Skip);
+        assert_eq!(m.admit(5), Admit::Skip);
+        assert_eq!(m.admit(6), Admit::Deliver);
+        assert_eq!(m.admit(8), Admit::Gap { expected: 7 });
+        assert_eq!(m.last.get(), GAPPED);
+        assert_eq!(m.admit(9), Admit::Skip, "nothing more once gapped");
+        m.last.set(5);
+        assert!(!m.lost(5), "had it");
+        assert!(!m.lost(3));
+        assert!(m.lost(6));
+        assert_eq!(m.last.get(), GAPPED);
+        assert!(!m.lost(7), "told once");
+        m.last.set(UNPOSITIONED);
+        assert!(!m.lost(1), "unpositioned members are not tracked");
     }
 
     #[test]

@@ -26,8 +26,9 @@ use tracing::{debug, info, warn};
 use super::ServerShared;
 use super::conn::{self, Conn};
 use super::inbox::{Delivery, Target};
+use super::inbox::{Inbox, Lost};
 use super::options::RecvMode;
-use super::rooms::{GAPPED, LocalRoom, LocalRooms, UNPOSITIONED};
+use super::rooms::{Admit, LocalRoom, LocalRooms, RoomDirectory};
 use super::send_buffers::SendBuffers;
 use crate::proto::CloseCode;
 use crate::proto::handshake::Status;
@@ -105,25 +106,33 @@ impl Worker {
     fn fan_out_channel(&self, room: &LocalRoom, frame: &Bytes, offset: u64) {
         let conns = self.conns.borrow();
         for (_, m) in room.members.iter() {
-            let last = m.last.get();
-            if offset != 0 && last != UNPOSITIONED {
-                if last == GAPPED || offset <= last {
-                    continue;
+            let Some(c) = conns.get(m.conn) else { continue };
+            match m.admit(offset) {
+                Admit::Deliver => c.send(self, frame.clone()),
+                Admit::Skip => {}
+                Admit::Gap { expected } => {
+                    warn!(worker = self.index, conn = m.conn, channel = %room.name, expected, got = offset, "subscriber missed a publication: telling it (insufficient state)");
+                    c.report_gap(room.name.clone());
                 }
-                if offset > last + 1 {
-                    m.last.set(GAPPED);
-                    if let Some(c) = conns.get(m.conn) {
-                        warn!(worker = self.index, conn = m.conn, channel = %room.name, expected = last + 1, got = offset, "subscriber missed a publication: telling it (insufficient state)");
-                        c.report_gap(room.name.clone());
-                    }
-                    continue;
-                }
-                m.last.set(offset);
-            }
-            if let Some(c) = conns.get(m.conn) {
-                c.send(self, frame.clone());
             }
         }
+    }
+
+    /// Publications this worker's inbox dropped: each subscriber that needed one is told
+    /// (insufficient state), even if no later publication arrives to show the gap.
+    fn report_lost(&self, lost: &Lost) {
+        warn!(
+            worker = self.index,
+            channels = lost.channels.len(),
+            overflow = lost.overflow,
+            "inbox dropped channel publications: telling the subscribers that missed them"
+        );
+        let conns = self.conns.borrow();
+        self.channels.borrow().apply_lost(lost, |channel, conn| {
+            if let Some(c) = conns.get(conn) {
+                c.report_gap(channel.clone());
+            }
+        });
     }
 
     /// Fans out what other workers sent, until the shutdown flag is set.
@@ -151,6 +160,9 @@ impl Worker {
                         }
                     }
                 }
+            }
+            if let Some(lost) = inbox.take_lost() {
+                self.report_lost(&lost);
             }
             if self.shared.shutting_down.load(Ordering::Acquire) {
                 self.shutdown.notify();
@@ -243,8 +255,14 @@ impl Worker {
 /// Puts a channel's frame into the inbox of every worker with subscribers, the caller's own
 /// included, under the channel directory's lock: called by the engine while it holds the
 /// channel's lock, so every worker gets a channel's frames in offset order (app-layer rule 1).
-pub fn publish_channel(shared: &ServerShared, channel: &str, offset: u64, frame: Bytes) {
-    shared.channels.with_workers(channel, |name, mut mask| {
+pub fn publish_channel(
+    channels: &RoomDirectory,
+    inboxes: &[Inbox],
+    channel: &str,
+    offset: u64,
+    frame: Bytes,
+) {
+    channels.with_workers(channel, |name, mut mask| {
         while mask != 0 {
             let w = mask.trailing_zeros() as usize;
             mask &= mask - 1;
@@ -254,7 +272,7 @@ pub fn publish_channel(shared: &ServerShared, channel: &str, offset: u64, frame:
                 frame: frame.clone(),
                 offset,
             };
-            if !shared.inboxes[w].send(delivery) {
+            if !inboxes[w].send(delivery) {
                 warn!(
                     to = w,
                     channel,
