@@ -28,6 +28,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod api;
 pub mod auth;
 pub mod channels;
 pub mod client_protocol;

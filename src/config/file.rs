@@ -147,6 +147,9 @@ pub struct ClientSection {
     pub connect_rate_limit: u32,
     /// (ringcast) cookie that may carry the connection token at the upgrade.
     pub token_cookie: String,
+    /// (ringcast) a channel every connection is subscribed to server-side at connect ("" =
+    /// none): the server API publishes into it to reach everyone.
+    pub broadcast_channel: String,
 }
 
 impl Default for ClientSection {
@@ -168,6 +171,7 @@ impl Default for ClientSection {
             command_rate_limit: 50,
             connect_rate_limit: 0,
             token_cookie: String::new(),
+            broadcast_channel: String::new(),
         }
     }
 }

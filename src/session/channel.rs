@@ -21,7 +21,7 @@ use crate::config::NamespaceOptions;
 use crate::engine::{HistoryOptions, HistoryQuery, PresenceEntry};
 
 /// A channel's history settings from its namespace.
-pub(super) fn history_options(o: &NamespaceOptions) -> HistoryOptions {
+pub fn history_options(o: &NamespaceOptions) -> HistoryOptions {
     HistoryOptions {
         size: o.history_size as usize,
         ttl: o.history_ttl.map_or(std::time::Duration::ZERO, |d| d.0),

@@ -88,7 +88,8 @@ impl ClientSession {
         self.user = user;
         let (expires, ttl) = self.set_expiry(claims.expires_at(), now);
 
-        // Server-side subscriptions: the token's `subs` (or `channels`), the personal channel.
+        // Server-side subscriptions: the token's `subs` (or `channels`), the personal channel, the
+        // broadcast channel.
         let mut channels: Vec<String> = if claims.subs.is_empty() {
             claims.channels.clone()
         } else {
@@ -100,6 +101,10 @@ impl ClientSession {
                 cfg.channels
                     .personal_channel(&personal.personal_channel_namespace, &self.user),
             );
+        }
+        let everyone = &cfg.client().broadcast_channel;
+        if !everyone.is_empty() {
+            channels.push(everyone.clone());
         }
         channels.sort();
         channels.dedup();
@@ -189,7 +194,7 @@ impl ClientSession {
     }
 
     /// Arms the 3005 timer from a token's expiry; returns the reply's `expires` and `ttl`.
-    fn set_expiry(&mut self, expires_at: Option<u64>, now: Now) -> (bool, u32) {
+    pub(super) fn set_expiry(&mut self, expires_at: Option<u64>, now: Now) -> (bool, u32) {
         match expires_at {
             Some(t) => {
                 let grace = self.env.cfg.client().expired_close_delay.0;

@@ -21,6 +21,7 @@
 //! | `engine_commands` | `history`, `presence`, `presence_stats` |
 //! | `channel` | entering and leaving a channel: positions, recovery, presence, join/leave |
 //! | [`rpc`] | the table of `rpc` methods |
+//! | `server_commands` | what the server API does to a session: disconnect, (un)subscribe, refresh |
 //! | [`timers`] | stale, ping/pong, expiry |
 
 mod channel;
@@ -28,6 +29,7 @@ mod connect;
 mod engine_commands;
 mod publish;
 pub mod rpc;
+mod server_commands;
 mod subs;
 mod subscribe;
 #[cfg(test)]
@@ -51,7 +53,9 @@ use crate::engine::{HistoryQuery, PresenceEntry, Stored, StreamPosition};
 pub use crate::engine::HistoryOptions;
 use crate::server::rate::TokenBucket;
 
+pub use channel::history_options;
 pub use rpc::{RpcContext, RpcTable};
+pub use subscribe::raw_publications;
 
 /// Most commands in one frame (bounded: a frame of 10,000 commands is refused with 3501).
 pub const MAX_COMMANDS_PER_FRAME: usize = 256;

@@ -154,7 +154,7 @@ impl ClientSession {
 }
 
 /// Stored publications (valid JSON objects by construction) as raw JSON for a reply.
-pub(super) fn raw_publications(items: &[bytes::Bytes]) -> Vec<&serde_json::value::RawValue> {
+pub fn raw_publications(items: &[bytes::Bytes]) -> Vec<&serde_json::value::RawValue> {
     items
         .iter()
         .filter_map(|b| serde_json::from_slice(b).ok())

@@ -1,0 +1,171 @@
+//! The server API (Centrifugo's HTTP API, `POST /api/<method>`), sans-io: a method name and a
+//! JSON body in, a status and a JSON body out, against an [`ApiHost`] (the engine and a way to
+//! reach every worker's sessions). The control plane (`crate::control`) moves the bytes; the
+//! PostgreSQL outbox feeds rows through the same [`Api::call`].
+//!
+//! Must not: do I/O, read the clock, or know about HTTP beyond the status it suggests.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`request`] | the request bodies (borrowed, `data` a raw JSON slice) |
+//! | [`execute`] | method → engine call or session command → result body |
+//! | [`idempotency`] | remembered publish results by idempotency key (bounded, with a TTL) |
+
+pub mod execute;
+pub mod idempotency;
+pub mod request;
+
+use std::collections::BTreeMap;
+
+use crate::client_protocol::Disconnect;
+use crate::engine::Engine;
+
+pub use execute::{Api, Outcome};
+
+/// The API's methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Publish,
+    Broadcast,
+    Subscribe,
+    Unsubscribe,
+    Disconnect,
+    Refresh,
+    Presence,
+    PresenceStats,
+    History,
+    HistoryRemove,
+    Channels,
+    Info,
+    Batch,
+}
+
+impl Method {
+    pub const ALL: [Method; 13] = [
+        Method::Publish,
+        Method::Broadcast,
+        Method::Subscribe,
+        Method::Unsubscribe,
+        Method::Disconnect,
+        Method::Refresh,
+        Method::Presence,
+        Method::PresenceStats,
+        Method::History,
+        Method::HistoryRemove,
+        Method::Channels,
+        Method::Info,
+        Method::Batch,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Publish => "publish",
+            Method::Broadcast => "broadcast",
+            Method::Subscribe => "subscribe",
+            Method::Unsubscribe => "unsubscribe",
+            Method::Disconnect => "disconnect",
+            Method::Refresh => "refresh",
+            Method::Presence => "presence",
+            Method::PresenceStats => "presence_stats",
+            Method::History => "history",
+            Method::HistoryRemove => "history_remove",
+            Method::Channels => "channels",
+            Method::Info => "info",
+            Method::Batch => "batch",
+        }
+    }
+
+    /// Needs a [`Survey`] of the workers before it can answer.
+    pub fn needs_survey(self) -> bool {
+        matches!(self, Method::Channels | Method::Info)
+    }
+}
+
+/// Which sessions of a user a command is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sessions {
+    pub user: String,
+    /// Only this client id (None: every connection of the user).
+    pub client: Option<String>,
+    /// Client ids left alone (`disconnect`'s whitelist).
+    pub except: Vec<String>,
+}
+
+impl Sessions {
+    pub fn matches(&self, user: &str, client: &str) -> bool {
+        user == self.user
+            && self.client.as_deref().is_none_or(|c| c == client)
+            && !self.except.iter().any(|e| e == client)
+    }
+}
+
+/// What the API asks of sessions, delivered to every worker (the user may be connected to
+/// any of them, several times).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCommand {
+    Disconnect(Sessions, Disconnect),
+    Unsubscribe(Sessions, String),
+    Subscribe(Sessions, String),
+    Refresh {
+        to: Sessions,
+        expired: bool,
+        expire_at: Option<u64>,
+    },
+}
+
+impl SessionCommand {
+    pub fn sessions(&self) -> &Sessions {
+        match self {
+            SessionCommand::Disconnect(s, _)
+            | SessionCommand::Unsubscribe(s, _)
+            | SessionCommand::Subscribe(s, _)
+            | SessionCommand::Refresh { to: s, .. } => s,
+        }
+    }
+}
+
+/// What the workers report for `channels` and `info`, summed over workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Survey {
+    /// Channel → subscribed connections.
+    pub channels: BTreeMap<String, u32>,
+    /// Client protocol connections (connected sessions).
+    pub clients: u64,
+    /// Subscriptions.
+    pub subs: u64,
+    /// Distinct users with a connection.
+    pub users: u64,
+}
+
+impl Survey {
+    /// Adds one worker's report.
+    pub fn merge(&mut self, other: Survey) {
+        for (c, n) in other.channels {
+            *self.channels.entry(c).or_default() += n;
+        }
+        self.clients += other.clients;
+        self.subs += other.subs;
+        self.users = self.users.max(other.users);
+    }
+}
+
+/// This node, for `info`.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub uid: String,
+    pub name: String,
+    pub version: &'static str,
+    /// Unix seconds the node started.
+    pub started: u64,
+}
+
+/// What the API needs from the server.
+pub trait ApiHost {
+    fn engine(&self) -> &dyn Engine;
+    /// Hands a command to every worker; false when some worker's command queue was full.
+    fn to_sessions(&self, cmd: SessionCommand) -> bool;
+}
