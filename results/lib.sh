@@ -5,7 +5,7 @@ stop_server() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; fi
 }
 start_server() {
-  target/release/ringcast --listen "127.0.0.1:$PORT" "${SERVER_ARGS[@]}" --log-format json 2>>"$SERVER_LOG" &
+  target/release/ringcast --listen "127.0.0.1:$PORT" --api-listen off "${SERVER_ARGS[@]}" --log-format json 2>>"$SERVER_LOG" &
   server_pid=$!
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0

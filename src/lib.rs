@@ -15,6 +15,8 @@
 //!   nothing about the protocol.
 //! - Shared by the server and loadgen: [`tls`] (rustls configs, dev certificate, the server's
 //!   TLS byte session), [`rt`] (wake-ups, yield), [`host`] (kernel version, fd limit).
+//! - [`api`]: the server HTTP API, sans-io (Centrifugo's methods). [`control`]: the control
+//!   plane thread (tokio) serving it, `/metrics`, `/health`, `/ready`.
 //! - [`logging`]: tracing set-up for the binaries.
 //!
 //! # Data path (see DESIGN.md)
@@ -33,6 +35,7 @@ pub mod auth;
 pub mod channels;
 pub mod client_protocol;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod host;
 pub mod logging;

@@ -210,3 +210,27 @@ fn python_sdk() {
         .env("RINGCAST_CA", s.cert_path());
     run(cmd, "centrifuge-python");
 }
+
+/// The server API through PyPI `cent`, SDK connections on the receiving end, /metrics through
+/// the Prometheus text parser (tests/sdk/py_api.py).
+#[test]
+fn python_api_client() {
+    let python = root().join(".venv/bin/python");
+    if !installed(&python, "cent (venv in .venv)") {
+        return;
+    }
+    let s = server_with(&["--api-key", "test-api-key"]);
+    let api = s.handle().api_addr.expect("the API listens");
+    let mut cmd = Command::new(python);
+    cmd.arg(root().join("tests/sdk/py_api.py"))
+        .env(
+            "RINGCAST_URL",
+            format!("wss://localhost:{}/connection/websocket", s.port),
+        )
+        .env("RINGCAST_SECRET", SECRET)
+        .env("RINGCAST_CA", s.cert_path())
+        .env("RINGCAST_API", format!("http://{api}/api"))
+        .env("RINGCAST_API_KEY", "test-api-key")
+        .env("RINGCAST_METRICS", format!("http://{api}/metrics"));
+    run(cmd, "cent");
+}

@@ -236,10 +236,26 @@ impl Default for ChannelSection {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpApiSection {
+    /// The key API requests must carry ("" = none: the API then listens on loopback only).
     pub key: String,
+    /// (ringcast) where the API, /metrics, /health and /ready listen (plain HTTP on loopback,
+    /// HTTPS with the server's certificate elsewhere), or "off".
+    pub listen: String,
+    /// (ringcast) largest request body in bytes (413 beyond).
+    pub max_body_size: u64,
+}
+
+impl Default for HttpApiSection {
+    fn default() -> Self {
+        Self {
+            key: String::new(),
+            listen: "127.0.0.1:8000".into(),
+            max_body_size: 1 << 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

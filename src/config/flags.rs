@@ -87,6 +87,15 @@ pub struct AppFlags {
     /// Raw rooms at every path other than the protocol's: on or off.
     #[arg(long, env = "RINGCAST_RAW_ROOMS", default_value = "on", value_parser = ["on", "off"])]
     pub raw_rooms: String,
+    /// The server API, /metrics, /health and /ready: HTTP on this address, or `off` (http_api.listen) [default: 127.0.0.1:8000].
+    #[arg(long, env = "RINGCAST_API_LISTEN")]
+    pub api_listen: Option<String>,
+    /// Key the server API requires (X-API-Key or Authorization: apikey KEY; http_api.key). Without one the API only listens on loopback.
+    #[arg(long, env = "RINGCAST_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Largest API request body; larger: 413 (http_api.max_body_size). Units: KiB, MiB.
+    #[arg(long, env = "RINGCAST_API_MAX_BODY", value_parser = parse_size)]
+    pub api_max_body: Option<u64>,
 }
 
 /// `100`, `100/s`.

@@ -48,6 +48,8 @@ pub struct AppConfig {
     pub channels: crate::channels::ChannelRules,
     /// The engine's limits.
     pub engine: file::EngineSection,
+    /// Where the server API listens (None: off).
+    pub api_listen: Option<std::net::SocketAddr>,
 }
 
 impl AppConfig {
@@ -97,7 +99,9 @@ impl AppConfig {
         }
         let channels =
             crate::channels::ChannelRules::new(&file.channel).map_err(ConfigError::Namespace)?;
+        let api_listen = api_listen(&file.http_api)?;
         Ok(Self {
+            api_listen,
             engine: file.engine.clone(),
             raw_rooms: flags.raw_rooms != "off",
             file,
@@ -122,7 +126,39 @@ impl AppConfig {
     }
 }
 
+/// The API's address: loopback unless a key protects it.
+fn api_listen(api: &file::HttpApiSection) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    if api.listen == "off" {
+        return Ok(None);
+    }
+    let addr: std::net::SocketAddr = api.listen.parse().map_err(|_| ConfigError::Invalid {
+        key: "http_api.listen",
+        message: format!(
+            "{:?} is not an address such as 127.0.0.1:8000 (or off)",
+            api.listen
+        ),
+    })?;
+    if !addr.ip().is_loopback() && api.key.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "http_api.key",
+            message: format!(
+                "the server API would listen on {addr}, beyond loopback, without a key: set --api-key (or --api-listen on 127.0.0.1, or off)"
+            ),
+        });
+    }
+    Ok(Some(addr))
+}
+
 fn apply_flags(f: &mut FileConfig, flags: &AppFlags) {
+    if let Some(s) = &flags.api_listen {
+        f.http_api.listen = s.clone();
+    }
+    if let Some(s) = &flags.api_key {
+        f.http_api.key = s.clone();
+    }
+    if let Some(n) = flags.api_max_body {
+        f.http_api.max_body_size = n;
+    }
     let c = &mut f.client;
     let t = &mut c.token;
     if let Some(s) = &flags.token_hmac_secret {

@@ -91,6 +91,11 @@ impl MemoryEngine {
         }
     }
 
+    /// Presence entries, all channels.
+    pub fn presence_entries(&self) -> usize {
+        self.presence_entries.load(Ordering::Relaxed)
+    }
+
     /// Bytes of publications held in history, all channels.
     pub fn history_bytes(&self) -> usize {
         self.history_bytes.load(Ordering::Relaxed)

@@ -173,6 +173,15 @@ impl UserConnections {
         true
     }
 
+    /// Distinct registered users with a connection.
+    pub fn len(&self) -> usize {
+        self.users.lock().expect("user connections poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn remove(&self, user: &str) {
         if user.is_empty() {
             return;

@@ -9,9 +9,11 @@ use serde_json::value::RawValue;
 use tracing::{info, warn};
 
 use super::admission::{TokenSource, origin_allowed, query_param, upgrade_token};
-use super::conn::Conn;
+use super::conn::{Conn, ConnEvent};
+use super::counters::WorkerCounters;
 use super::rooms::{Membership, room_from_path};
 use super::worker::Worker;
+use crate::api::SessionCommand;
 use crate::auth::TokenError;
 use crate::client_protocol::codes::ClientError;
 use crate::client_protocol::reply::ClientInfo;
@@ -39,6 +41,8 @@ pub struct ClientApp {
     /// Places in this worker's channel lists (`Membership::room` is the channel): a short list,
     /// searched linearly (at most `client.channel_limit`), cheaper per connection than a map.
     subs: Vec<Membership>,
+    /// In the worker's session index (once connected), so API commands find it.
+    indexed: bool,
 }
 
 /// The upgrade's outcome.
@@ -120,6 +124,7 @@ pub fn admit(
             app: Box::new(ClientApp {
                 session,
                 subs: Vec::new(),
+                indexed: false,
             }),
             protocol,
             close,
@@ -239,6 +244,7 @@ impl Host for ConnHost<'_> {
             self.subs.reserve_exact(1);
         }
         self.subs.push(m);
+        WorkerCounters::add(&shared.counters[self.worker.index].subs_added, 1);
         Ok(())
     }
 
@@ -256,6 +262,7 @@ impl Host for ConnHost<'_> {
                 .channels
                 .borrow_mut()
                 .leave(&shared.channels, self.worker.index, &m);
+            WorkerCounters::add(&shared.counters[self.worker.index].subs_removed, 1);
         }
     }
 
@@ -268,11 +275,10 @@ impl Host for ConnHost<'_> {
         now: Instant,
     ) -> Result<Option<StreamPosition>, ClientError> {
         // Encoded once by the engine: one frame shared by every subscriber on every worker.
-        self.worker
-            .shared
-            .engine
-            .publish(channel, data, info, history, now)
-            .map_err(engine_error)
+        let shared = &self.worker.shared;
+        let r = shared.engine.publish(channel, data, info, history, now);
+        shared.publish_latency.observe(now.elapsed());
+        r.map_err(engine_error)
     }
 
     fn history(
@@ -337,10 +343,28 @@ impl ClientApp {
         self.flush(worker, conn);
     }
 
-    /// The fan-out saw this connection miss a publication of `channel`.
-    pub fn on_gap(&mut self, worker: &Worker, conn: &Conn, channel: &str) {
+    /// A gap the fan-out saw, or a server API command.
+    pub fn on_event(&mut self, worker: &Worker, conn: &Conn, event: ConnEvent) {
         let mut host = Self::host(worker, conn.id, &mut self.subs);
-        self.session.on_insufficient_state(channel, &mut host);
+        let s = &mut self.session;
+        match event {
+            ConnEvent::Gap(channel) => s.on_insufficient_state(&channel, &mut host),
+            ConnEvent::Command(cmd) => {
+                if !cmd.sessions().matches(s.user(), s.client_id()) {
+                    return;
+                }
+                match &*cmd {
+                    SessionCommand::Disconnect(_, d) => s.server_disconnect(d.clone()),
+                    SessionCommand::Unsubscribe(_, ch) => s.server_unsubscribe(ch, &mut host),
+                    SessionCommand::Subscribe(_, ch) => {
+                        s.server_subscribe(ch, Now::system(), &mut host)
+                    }
+                    SessionCommand::Refresh {
+                        expired, expire_at, ..
+                    } => s.server_refresh(*expired, *expire_at, Now::system()),
+                }
+            }
+        }
         self.flush(worker, conn);
     }
 
@@ -356,6 +380,10 @@ impl ClientApp {
 
     /// Sends what the session produced: one text frame, then the Close it decided, if any.
     pub fn flush(&mut self, worker: &Worker, conn: &Conn) {
+        if !self.indexed && self.session.is_connected() {
+            self.indexed = true;
+            worker.index_session(self.session.user(), conn.id);
+        }
         if let Some(out) = self.session.take_output() {
             conn.send(worker, server_frame(OpCode::Text, &out));
         }
@@ -371,6 +399,9 @@ impl ClientApp {
     }
 
     pub fn on_closed(&mut self, worker: &Worker, conn_id: usize) {
+        if self.indexed {
+            worker.unindex_session(self.session.user(), conn_id);
+        }
         let mut host = Self::host(worker, conn_id, &mut self.subs);
         self.session.on_closed(&mut host);
     }

@@ -32,6 +32,7 @@ use futures_util::Stream;
 use tracing::{debug, info};
 
 use super::app::{Admitted, ClientApp, RawRoom, admit};
+use super::counters::WorkerCounters;
 use super::options::RecvMode;
 use super::outbound::{Offer, Outbound};
 use super::rate::TokenBucket;
@@ -70,9 +71,16 @@ pub struct Conn {
     broken: Cell<bool>,
     /// The close code of the closing handshake and whether the server started it (for the log).
     closed_with: Cell<Option<(u16, bool)>>,
-    /// Channels in which this connection missed a publication (set by the fan-out, handled
-    /// by the reader, which owns the session).
-    gaps: RefCell<Vec<std::sync::Arc<str>>>,
+    /// Events for the session (set by the worker, handled by the reader, which owns it).
+    events: RefCell<Vec<ConnEvent>>,
+}
+
+/// Something for a connection's session from outside its reader.
+pub enum ConnEvent {
+    /// The fan-out saw it miss a publication of this channel.
+    Gap(std::sync::Arc<str>),
+    /// The server API's command.
+    Command(std::sync::Arc<crate::api::SessionCommand>),
 }
 
 impl Conn {
@@ -80,6 +88,7 @@ impl Conn {
     /// slow consumer with 1008.
     pub fn send(&self, worker: &Worker, frame: Bytes) {
         let offer = self.out.borrow_mut().offer(frame);
+        WorkerCounters::add(&worker.shared.counters[worker.index].frames_out, 1);
         match offer {
             Offer::Queued => self.wake_writer.notify(),
             Offer::Closing => {}
@@ -104,7 +113,12 @@ impl Conn {
     /// The fan-out saw this connection miss a publication of `channel`: the reader tells the
     /// session (which unsubscribes with 2500 or disconnects with 3010).
     pub fn report_gap(&self, channel: std::sync::Arc<str>) {
-        self.gaps.borrow_mut().push(channel);
+        self.post(ConnEvent::Gap(channel));
+    }
+
+    /// Hands an event to the session (the reader runs it on its next turn).
+    pub fn post(&self, event: ConnEvent) {
+        self.events.borrow_mut().push(event);
         self.wake_reader.notify();
     }
 
@@ -161,7 +175,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
         writer_done: Cell::new(false),
         broken: Cell::new(false),
         closed_with: Cell::new(None),
-        gaps: RefCell::new(Vec::new()),
+        events: RefCell::new(Vec::new()),
     });
     assert_eq!(worker.conns.borrow_mut().insert(conn.clone()), id);
     debug!(conn = id, %peer, "connection accepted");
@@ -172,14 +186,17 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
     reader.run().await;
     drop(writer);
 
+    let counters = &worker.shared.counters[worker.index];
     if let Some(r) = reader.room.take() {
         worker
             .rooms
             .borrow_mut()
             .leave(&worker.shared.rooms, worker.index, &r.membership);
+        WorkerCounters::add(&counters.raw_closed, 1);
     }
     if let Some(mut app) = reader.client.take() {
         app.on_closed(&worker, id);
+        WorkerCounters::add(&counters.protocol_closed, 1);
     }
     worker.conns.borrow_mut().remove(id);
     release(&worker);
@@ -227,8 +244,12 @@ async fn write_loop(worker: Rc<Worker>, conn: Rc<Conn>) {
         };
         if !buf.is_empty() {
             let mut stream = &conn.stream;
+            let len = buf.len() as u64;
             let BufResult(res, back) = stream.write_all(buf).await;
             buf = back;
+            if res.is_ok() {
+                WorkerCounters::add(&worker.shared.counters[worker.index].bytes_out, len);
+            }
             let idle = {
                 let mut out = conn.out.borrow_mut();
                 out.set_in_flight(0);
@@ -390,10 +411,10 @@ impl Reader {
                     break;
                 }
                 Wake::Signal => {
-                    let gaps = std::mem::take(&mut *conn.gaps.borrow_mut());
+                    let events = std::mem::take(&mut *conn.events.borrow_mut());
                     if let Some(app) = &mut self.client {
-                        for channel in gaps {
-                            app.on_gap(&self.worker, &conn, &channel);
+                        for event in events {
+                            app.on_event(&self.worker, &conn, event);
                         }
                     }
                 }
@@ -522,6 +543,8 @@ impl Reader {
 
     /// Bytes from the socket: through TLS, then HTTP or WebSocket.
     fn on_bytes(&mut self, data: &[u8], now: Instant) {
+        let w = &self.worker;
+        WorkerCounters::add(&w.shared.counters[w.index].bytes_in, data.len() as u64);
         let conn = self.conn.clone();
         let received = {
             let mut session = conn.session.borrow_mut();
@@ -597,6 +620,7 @@ impl Reader {
             Err(refusal) => return self.refuse(refusal),
             Ok(Admitted::Room(r)) => {
                 debug!(conn = self.conn.id, room = %r.membership.room, "upgraded");
+                WorkerCounters::add(&shared.counters[self.worker.index].raw_opened, 1);
                 self.room = Some(r);
                 (None, None)
             }
@@ -611,6 +635,7 @@ impl Reader {
                     "upgraded to the client protocol"
                 );
                 self.client = Some(app);
+                WorkerCounters::add(&shared.counters[self.worker.index].protocol_opened, 1);
                 (protocol, close)
             }
         };

@@ -49,8 +49,21 @@ pub struct Lost {
     pub overflow: bool,
 }
 
+/// What the control plane asks of a worker (API commands, surveys): a second, small queue
+/// beside the deliveries, drained first.
+pub enum Control {
+    /// For every matching session on the worker.
+    Session(Arc<crate::api::SessionCommand>),
+    /// Report this worker's channels and counts.
+    Survey(tokio::sync::oneshot::Sender<crate::api::Survey>),
+}
+
+/// Entries of a worker's control queue.
+pub const CONTROL_CAPACITY: usize = 4096;
+
 pub struct Inbox {
     queue: ArrayQueue<Delivery>,
+    control: ArrayQueue<Control>,
     waker: AtomicWaker,
     pub dropped: AtomicU64,
     lost: Mutex<Lost>,
@@ -61,6 +74,7 @@ impl Inbox {
     pub fn new(capacity: usize) -> Self {
         Self {
             queue: ArrayQueue::new(capacity.max(1)),
+            control: ArrayQueue::new(CONTROL_CAPACITY),
             waker: AtomicWaker::new(),
             dropped: AtomicU64::new(0),
             lost: Mutex::new(Lost::default()),
@@ -106,6 +120,17 @@ impl Inbox {
         Some(std::mem::take(&mut *lost))
     }
 
+    /// Queues a control request and wakes the owning worker; false when the queue was full.
+    pub fn send_control(&self, c: Control) -> bool {
+        let ok = self.control.push(c).is_ok();
+        self.waker.wake();
+        ok
+    }
+
+    pub fn pop_control(&self) -> Option<Control> {
+        self.control.pop()
+    }
+
     /// Wakes the owning worker without a delivery (shutdown).
     pub fn wake(&self) {
         self.waker.wake();
@@ -114,7 +139,7 @@ impl Inbox {
     /// Registers the owner's waker; true when deliveries are waiting.
     pub fn poll_ready(&self, cx: &mut Context<'_>) -> bool {
         self.waker.register(cx.waker());
-        !self.queue.is_empty()
+        !self.queue.is_empty() || !self.control.is_empty()
     }
 
     pub fn pop(&self) -> Option<Delivery> {

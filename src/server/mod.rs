@@ -9,6 +9,7 @@
 //! | [`admission`] | the door: origins, per-IP connect rate, upgrade tokens, per-user counts |
 //! | [`app`] | raw room or client protocol session, chosen at the upgrade; the session's host |
 //! | [`conn`] | a connection's reader and writer tasks, timers, closing |
+//! | [`counters`] | per-worker counters and the publish latency histogram, for `/metrics` |
 //! | [`outbound`] | a connection's bounded outbound queue |
 //! | [`rooms`] | room directory (which workers) and local member lists |
 //! | [`inbox`] | the cross-core ring: one bounded inbox per worker |
@@ -24,6 +25,7 @@ pub mod admission;
 pub mod app;
 pub mod check;
 pub mod conn;
+pub mod counters;
 pub mod inbox;
 pub mod listener;
 pub mod options;
@@ -61,6 +63,11 @@ pub enum StartError {
     },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("cannot serve the API on {addr} (--api-listen): {source}")]
+    Api {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("--workers must be between 1 and {MAX_WORKERS}, not {0}")]
     Workers(usize),
     #[error(
@@ -107,6 +114,12 @@ pub struct ServerShared {
     /// The channel engine: offsets, history, presence (its outlet is this server's inboxes).
     pub engine: Arc<crate::engine::memory::MemoryEngine>,
     pub connect_limiter: admission::ConnectLimiter,
+    /// One per worker, written only by it.
+    pub counters: Vec<counters::WorkerCounters>,
+    /// Engine publish call → frame in every inbox.
+    pub publish_latency: counters::LatencyHistogram,
+    /// Unix seconds the server started.
+    pub started: u64,
 }
 
 /// The engine's outlet: a publication's frame into the inboxes of the workers with subscribers.
@@ -140,6 +153,9 @@ impl ShutdownTrigger {
 /// A running server.
 pub struct ServerHandle {
     pub local_addr: SocketAddr,
+    /// Where the server API listens (None: `--api-listen off`).
+    pub api_addr: Option<SocketAddr>,
+    control: Option<crate::control::ControlPlane>,
     pub cert: Option<CertOrigin>,
     pub workers: Vec<WorkerInfo>,
     shared: Arc<ServerShared>,
@@ -202,6 +218,11 @@ impl ServerHandle {
             worker_connections: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             shutting_down: AtomicBool::new(false),
             stats: Stats::default(),
+            counters: (0..n)
+                .map(|_| counters::WorkerCounters::default())
+                .collect(),
+            publish_latency: counters::LatencyHistogram::default(),
+            started: crate::session::Now::system().unix,
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(n);
@@ -216,6 +237,8 @@ impl ServerHandle {
         drop(ready_tx);
         let mut handle = Self {
             local_addr,
+            api_addr: None,
+            control: None,
             cert,
             workers: Vec::with_capacity(n),
             shared,
@@ -242,6 +265,18 @@ impl ServerHandle {
             }
         }
         handle.workers.sort_by_key(|w| w.index);
+        if let Some(addr) = handle.shared.app.api_listen {
+            match crate::control::ControlPlane::start(handle.shared.clone(), addr) {
+                Ok(c) => {
+                    handle.api_addr = Some(c.addr);
+                    handle.control = Some(c);
+                }
+                Err(source) => {
+                    handle.shutdown();
+                    return Err(StartError::Api { addr, source });
+                }
+            }
+        }
         Ok(handle)
     }
 
@@ -255,10 +290,13 @@ impl ServerHandle {
         ShutdownTrigger(self.shared.clone())
     }
 
-    /// Waits for every worker thread to finish.
+    /// Waits for every worker thread to finish, then stops the control plane.
     pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
+        }
+        if let Some(c) = self.control {
+            c.stop();
         }
     }
 

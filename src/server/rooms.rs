@@ -49,6 +49,8 @@ pub fn room_from_path(path: &str) -> Result<&str, RoomError> {
 pub struct RoomDirectory {
     rooms: Mutex<HashMap<Arc<str>, Arc<AtomicU64>>>,
     max_rooms: usize,
+    /// The number of rooms, readable without the lock (metrics).
+    count: AtomicU64,
 }
 
 impl RoomDirectory {
@@ -56,6 +58,7 @@ impl RoomDirectory {
         Self {
             rooms: Mutex::new(HashMap::new()),
             max_rooms,
+            count: AtomicU64::new(0),
         }
     }
 
@@ -72,6 +75,7 @@ impl RoomDirectory {
         let key: Arc<str> = name.into();
         let mask = Arc::new(AtomicU64::new(1 << w));
         rooms.insert(key.clone(), mask.clone());
+        self.count.store(rooms.len() as u64, Ordering::Relaxed);
         Ok((key, mask))
     }
 
@@ -82,7 +86,13 @@ impl RoomDirectory {
             && mask.fetch_and(!(1 << w), Ordering::AcqRel) & !(1 << w) == 0
         {
             rooms.remove(name);
+            self.count.store(rooms.len() as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Rooms with members, without taking the lock.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Calls `f` with the room's name and worker mask while holding the directory's lock, so
@@ -231,6 +241,10 @@ impl LocalRooms {
 
     pub fn get(&self, name: &str) -> Option<&LocalRoom> {
         self.rooms.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &LocalRoom> {
+        self.rooms.values()
     }
 
     /// Applies what this worker's inbox dropped: calls `gapped(channel, conn)` for each member

@@ -6,6 +6,7 @@
 //! [`ServerShared`]: the room directory, the inboxes, counters and the shutdown flag.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::num::NonZero;
 use std::pin::pin;
@@ -24,12 +25,13 @@ use slab::Slab;
 use tracing::{debug, info, warn};
 
 use super::ServerShared;
-use super::conn::{self, Conn};
+use super::conn::{self, Conn, ConnEvent};
+use super::inbox::{Control, Inbox, Lost};
 use super::inbox::{Delivery, Target};
-use super::inbox::{Inbox, Lost};
 use super::options::RecvMode;
 use super::rooms::{Admit, LocalRoom, LocalRooms, RoomDirectory};
 use super::send_buffers::SendBuffers;
+use crate::api::Survey;
 use crate::proto::CloseCode;
 use crate::proto::handshake::Status;
 use crate::rt::Notify;
@@ -57,6 +59,8 @@ pub struct Worker {
     pub rooms: RefCell<LocalRooms>,
     /// This worker's subscribers of client protocol channels.
     pub channels: RefCell<LocalRooms>,
+    /// Connected client protocol sessions by user: where the server API's commands go.
+    pub sessions: RefCell<HashMap<Box<str>, Vec<usize>>>,
     /// Notified when a connection ends (shutdown waits for the slab to empty).
     pub conns_changed: Notify,
     /// Send buffers of connections that went idle, for the next flush of any connection.
@@ -135,6 +139,62 @@ impl Worker {
         });
     }
 
+    pub fn index_session(&self, user: &str, conn: usize) {
+        let mut sessions = self.sessions.borrow_mut();
+        match sessions.get_mut(user) {
+            Some(v) => v.push(conn),
+            None => {
+                sessions.insert(user.into(), vec![conn]);
+            }
+        }
+    }
+
+    pub fn unindex_session(&self, user: &str, conn: usize) {
+        let mut sessions = self.sessions.borrow_mut();
+        if let Some(v) = sessions.get_mut(user) {
+            v.retain(|&c| c != conn);
+            if v.is_empty() {
+                sessions.remove(user);
+            }
+        }
+    }
+
+    /// A control plane request: a command for the user's sessions here, or a survey.
+    fn on_control(&self, c: Control) {
+        match c {
+            Control::Session(cmd) => {
+                let sessions = self.sessions.borrow();
+                let Some(ids) = sessions.get(cmd.sessions().user.as_str()) else {
+                    return;
+                };
+                let conns = self.conns.borrow();
+                for id in ids {
+                    if let Some(conn) = conns.get(*id) {
+                        conn.post(ConnEvent::Command(cmd.clone()));
+                    }
+                }
+            }
+            Control::Survey(reply) => {
+                let mut survey = Survey {
+                    users: self.shared.users.len() as u64,
+                    ..Survey::default()
+                };
+                for room in self.channels.borrow().iter() {
+                    let n = room.members.len() as u32;
+                    survey.subs += n as u64;
+                    survey.channels.insert(room.name.to_string(), n);
+                }
+                survey.clients = self
+                    .sessions
+                    .borrow()
+                    .values()
+                    .map(|v| v.len() as u64)
+                    .sum();
+                let _ = reply.send(survey);
+            }
+        }
+    }
+
     /// Fans out what other workers sent, until the shutdown flag is set.
     async fn drain_inbox(self: Rc<Self>) {
         let inbox = &self.shared.inboxes[self.index];
@@ -147,6 +207,9 @@ impl Worker {
                 }
             })
             .await;
+            while let Some(c) = inbox.pop_control() {
+                self.on_control(c);
+            }
             while let Some(d) = inbox.pop() {
                 match d.target {
                     Target::Room => {
@@ -347,6 +410,7 @@ pub fn run(
             conns: RefCell::new(Slab::new()),
             rooms: RefCell::new(LocalRooms::default()),
             channels: RefCell::new(LocalRooms::default()),
+            sessions: RefCell::new(HashMap::new()),
             conns_changed: Notify::default(),
             send_buffers: SendBuffers::new(SEND_BUFFERS_KEPT_BYTES, SEND_BUFFER_KEPT_LEN),
             shutdown: Notify::default(),

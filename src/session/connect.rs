@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::channel::Wants;
 use super::subscribe::raw_publications;
-use super::{ClientSession, Host, Now, State};
+use super::{AuthFailures, ClientSession, Host, Now, State};
 use crate::auth::{ConnectClaims, Role, TokenError};
 use crate::client_protocol::Disconnect;
 use crate::client_protocol::codes::ClientError;
@@ -49,11 +49,13 @@ impl ClientSession {
             Some(t) => match cfg.verifier.verify_connect(&t, now.unix) {
                 Ok(c) => c,
                 Err(TokenError::Expired) => {
+                    AuthFailures::count(&env.auth_failures.expired);
                     info!(target: AUDIT, client = %self.client_id, "connect refused: token expired (109)");
                     self.out.error(id, &ClientError::TOKEN_EXPIRED);
                     return;
                 }
                 Err(TokenError::Invalid(why)) => {
+                    AuthFailures::count(&env.auth_failures.invalid);
                     warn!(target: AUDIT, client = %self.client_id, reason = %why, "connect refused: invalid token");
                     self.close(Disconnect::INVALID_TOKEN.with_detail(why));
                     return;
@@ -64,6 +66,7 @@ impl ClientSession {
                 ..ConnectClaims::default()
             },
             None => {
+                AuthFailures::count(&env.auth_failures.missing);
                 info!(target: AUDIT, client = %self.client_id, "connect refused: no token and anonymous access is off");
                 self.close(Disconnect::BAD_REQUEST.with_detail("a connection token is required"));
                 return;

@@ -124,9 +124,24 @@ pub trait Host {
     fn user_disconnected(&mut self, user: &str);
 }
 
+/// Refused connection tokens, by reason (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct AuthFailures {
+    pub expired: std::sync::atomic::AtomicU64,
+    pub invalid: std::sync::atomic::AtomicU64,
+    pub missing: std::sync::atomic::AtomicU64,
+}
+
+impl AuthFailures {
+    fn count(c: &std::sync::atomic::AtomicU64) {
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// What every session of a server shares.
 pub struct SessionEnv {
     pub cfg: Arc<AppConfig>,
+    pub auth_failures: AuthFailures,
     pub rpc: RpcTable,
     /// The version the connect reply announces.
     pub version: &'static str,
@@ -136,6 +151,7 @@ impl SessionEnv {
     pub fn new(cfg: Arc<AppConfig>) -> Self {
         Self {
             cfg,
+            auth_failures: AuthFailures::default(),
             rpc: RpcTable::default(),
             version: env!("CARGO_PKG_VERSION"),
         }

@@ -57,6 +57,8 @@ pub fn start(extra: &[&str]) -> TestServer {
         "2",
         "--rate-limit",
         "0",
+        "--api-listen",
+        "127.0.0.1:0",
     ];
     argv.extend_from_slice(extra);
     let opts = Args::try_parse_from(argv).expect("valid test flags").opts;

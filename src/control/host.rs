@@ -1,0 +1,65 @@
+//! The API's view of the server: the shared engine, and the workers' control queues.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::warn;
+
+use crate::api::{ApiHost, SessionCommand, Survey};
+use crate::engine::Engine;
+use crate::server::ServerShared;
+use crate::server::inbox::Control;
+
+/// How long a survey waits for a worker's answer (a worker answers in its next loop turn).
+const SURVEY_WAIT: Duration = Duration::from_secs(2);
+
+pub struct ControlHost<'a>(pub &'a ServerShared);
+
+impl ApiHost for ControlHost<'_> {
+    fn engine(&self) -> &dyn Engine {
+        &*self.0.engine
+    }
+
+    fn to_sessions(&self, cmd: SessionCommand) -> bool {
+        let cmd = Arc::new(cmd);
+        let mut all = true;
+        for (w, inbox) in self.0.inboxes.iter().enumerate() {
+            if !inbox.send_control(Control::Session(cmd.clone())) {
+                warn!(
+                    worker = w,
+                    "control queue of worker {w} is full: API command not delivered there"
+                );
+                all = false;
+            }
+        }
+        all
+    }
+}
+
+/// Asks every worker for its channels and counts, and sums the answers (a worker that does
+/// not answer in time is left out, with a log line).
+pub async fn survey(shared: &ServerShared) -> Survey {
+    let mut waiting = Vec::with_capacity(shared.inboxes.len());
+    for (w, inbox) in shared.inboxes.iter().enumerate() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if inbox.send_control(Control::Survey(tx)) {
+            waiting.push((w, rx));
+        } else {
+            warn!(
+                worker = w,
+                "control queue full: worker left out of the survey"
+            );
+        }
+    }
+    let mut survey = Survey::default();
+    for (w, rx) in waiting {
+        match tokio::time::timeout(SURVEY_WAIT, rx).await {
+            Ok(Ok(s)) => survey.merge(s),
+            _ => warn!(
+                worker = w,
+                "worker did not answer the survey within {SURVEY_WAIT:?}"
+            ),
+        }
+    }
+    survey
+}

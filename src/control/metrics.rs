@@ -1,0 +1,310 @@
+//! `/metrics`: a snapshot of the server's counters in the OpenMetrics text format
+//! (prometheus-client's encoder). Everything is read at scrape time from relaxed atomics the
+//! workers and the engine keep (see `server::counters`); nothing here runs on the data path.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::server::ServerShared;
+use crate::server::counters::WorkerCounters;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// One metric family's values at scrape time.
+#[derive(Debug)]
+enum Family {
+    Counter(Vec<(Labels, u64)>),
+    Gauge(Vec<(Labels, i64)>),
+    Histogram {
+        sum: f64,
+        count: u64,
+        buckets: Vec<(f64, u64)>,
+    },
+}
+
+/// Every family of one scrape.
+#[derive(Debug, Default)]
+struct Snapshot(Vec<(&'static str, &'static str, Family)>);
+
+impl Snapshot {
+    fn counter(&mut self, name: &'static str, help: &'static str, v: u64) {
+        self.0
+            .push((name, help, Family::Counter(vec![(Vec::new(), v)])));
+    }
+    fn counters(&mut self, name: &'static str, help: &'static str, v: Vec<(Labels, u64)>) {
+        self.0.push((name, help, Family::Counter(v)));
+    }
+    fn gauge(&mut self, name: &'static str, help: &'static str, v: i64) {
+        self.0
+            .push((name, help, Family::Gauge(vec![(Vec::new(), v)])));
+    }
+    fn gauges(&mut self, name: &'static str, help: &'static str, v: Vec<(Labels, i64)>) {
+        self.0.push((name, help, Family::Gauge(v)));
+    }
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, family) in &self.0 {
+            match family {
+                Family::Counter(values) => {
+                    let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                    for (labels, v) in values {
+                        ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
+                    }
+                }
+                Family::Gauge(values) => {
+                    let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                    for (labels, v) in values {
+                        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
+                    }
+                }
+                Family::Histogram {
+                    sum,
+                    count,
+                    buckets,
+                } => {
+                    let mut m =
+                        encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+                    m.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// API calls by method and outcome, kept by the control plane's thread.
+#[derive(Debug, Default)]
+pub struct ApiCounters {
+    /// (method, status: "ok" or the error code) → calls.
+    pub calls: BTreeMap<(String, String), u64>,
+    pub unauthorized: u64,
+    pub too_large: u64,
+}
+
+/// The outbox consumer's figures.
+#[derive(Debug, Default, Clone)]
+pub struct OutboxFigures {
+    pub applied: u64,
+    pub failed: u64,
+    /// Seconds between the oldest unprocessed row's insert and the last poll.
+    pub lag_seconds: f64,
+    pub reconnects: u64,
+}
+
+fn sum(shared: &ServerShared, f: impl Fn(&WorkerCounters) -> u64) -> u64 {
+    shared.counters.iter().map(f).sum()
+}
+
+fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// The text of one scrape.
+pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFigures>) -> String {
+    let mut s = Snapshot::default();
+    let c = &shared.counters;
+    let open = |opened: fn(&WorkerCounters) -> u64, closed: fn(&WorkerCounters) -> u64| {
+        c.iter()
+            .map(|w| opened(w) as i64 - closed(w) as i64)
+            .sum::<i64>()
+    };
+    s.gauges(
+        "ringcast_connections",
+        "Open upgraded connections by transport.",
+        vec![
+            (
+                vec![("transport", "raw".into())],
+                open(|w| load(&w.raw_opened), |w| load(&w.raw_closed)),
+            ),
+            (
+                vec![("transport", "protocol".into())],
+                open(|w| load(&w.protocol_opened), |w| load(&w.protocol_closed)),
+            ),
+        ],
+    );
+    s.gauge(
+        "ringcast_sockets",
+        "Open TCP connections, upgraded or not.",
+        shared.connections.load(Ordering::Relaxed) as i64,
+    );
+    let st = &shared.stats;
+    s.counter(
+        "ringcast_accepted",
+        "TCP connections accepted.",
+        load(&st.accepted),
+    );
+    s.counters(
+        "ringcast_handshake_failures",
+        "Connections that did not become WebSockets, by reason.",
+        vec![
+            (
+                vec![("reason", "refused".into())],
+                load(&st.handshakes_refused),
+            ),
+            (
+                vec![("reason", "timeout".into())],
+                load(&st.handshake_timeouts),
+            ),
+            (vec![("reason", "tls".into())], load(&st.tls_errors)),
+            (
+                vec![("reason", "server_full".into())],
+                load(&st.rejected_full) + load(&st.dropped_full),
+            ),
+        ],
+    );
+    let auth = &shared.session_env.auth_failures;
+    s.counters(
+        "ringcast_token_failures",
+        "Connection tokens refused, by reason.",
+        vec![
+            (vec![("reason", "expired".into())], load(&auth.expired)),
+            (vec![("reason", "invalid".into())], load(&auth.invalid)),
+            (vec![("reason", "missing".into())], load(&auth.missing)),
+        ],
+    );
+    s.counter(
+        "ringcast_messages_in",
+        "WebSocket messages received.",
+        load(&st.messages_in),
+    );
+    s.counter(
+        "ringcast_frames_out",
+        "Frames queued to connections (deliveries, replies, control frames).",
+        sum(shared, |w| load(&w.frames_out)),
+    );
+    s.counter(
+        "ringcast_bytes_in",
+        "Bytes read from sockets.",
+        sum(shared, |w| load(&w.bytes_in)),
+    );
+    s.counter(
+        "ringcast_bytes_out",
+        "Bytes written to sockets, TLS included.",
+        sum(shared, |w| load(&w.bytes_out)),
+    );
+    let inbox_drops: u64 = shared.inboxes.iter().map(|i| load(&i.dropped)).sum();
+    s.counters(
+        "ringcast_drops",
+        "Messages not delivered, by cause.",
+        vec![
+            (vec![("cause", "inbox_full".into())], inbox_drops),
+            (
+                vec![("cause", "slow_consumer".into())],
+                load(&st.slow_consumers),
+            ),
+            (
+                vec![("cause", "rate_limited".into())],
+                load(&st.rate_limited),
+            ),
+        ],
+    );
+    s.gauge(
+        "ringcast_subscriptions",
+        "Client protocol subscriptions.",
+        open(|w| load(&w.subs_added), |w| load(&w.subs_removed)),
+    );
+    s.gauge(
+        "ringcast_channels",
+        "Client protocol channels with subscribers.",
+        shared.channels.count() as i64,
+    );
+    s.gauge(
+        "ringcast_rooms",
+        "Raw rooms with members.",
+        shared.rooms.count() as i64,
+    );
+    let engine = &shared.engine;
+    s.gauge(
+        "ringcast_history_bytes",
+        "Bytes of publications held in history.",
+        engine.history_bytes() as i64,
+    );
+    s.gauge(
+        "ringcast_presence_entries",
+        "Presence entries, all channels.",
+        engine.presence_entries() as i64,
+    );
+    let es = &engine.stats;
+    s.counters(
+        "ringcast_engine_bounds_hit",
+        "Engine bounds hit, by bound (history shed, channels refused, presence refused).",
+        vec![
+            (
+                vec![("bound", "history_memory".into())],
+                load(&es.history_shed),
+            ),
+            (
+                vec![("bound", "history_channels".into())],
+                load(&es.channels_refused),
+            ),
+            (
+                vec![("bound", "presence".into())],
+                load(&es.presence_refused),
+            ),
+        ],
+    );
+    let (sum_s, count, buckets) = shared.publish_latency.snapshot();
+    s.0.push((
+        "ringcast_publish_enqueue_seconds",
+        "Client publish: from the command to its frame in every subscriber worker's inbox.",
+        Family::Histogram {
+            sum: sum_s,
+            count,
+            buckets,
+        },
+    ));
+    s.counters(
+        "ringcast_api_calls",
+        "Server API calls by method and result (ok or the error code).",
+        api.calls
+            .iter()
+            .map(|((m, r), n)| (vec![("method", m.clone()), ("result", r.clone())], *n))
+            .collect(),
+    );
+    s.counters(
+        "ringcast_api_refused",
+        "Server API requests refused before a method ran.",
+        vec![
+            (vec![("reason", "unauthorized".into())], api.unauthorized),
+            (vec![("reason", "too_large".into())], api.too_large),
+        ],
+    );
+    if let Some(o) = outbox {
+        s.counter("ringcast_outbox_applied", "Outbox rows applied.", o.applied);
+        s.counter(
+            "ringcast_outbox_failed",
+            "Outbox rows whose command failed.",
+            o.failed,
+        );
+        s.counter(
+            "ringcast_outbox_reconnects",
+            "Outbox database reconnects.",
+            o.reconnects,
+        );
+        s.0.push((
+            "ringcast_outbox_lag_seconds",
+            "Age of the oldest unprocessed outbox row at the last poll.",
+            Family::Gauge(vec![(Vec::new(), o.lag_seconds.round() as i64)]),
+        ));
+    }
+    s.gauge(
+        "ringcast_start_time_seconds",
+        "Unix time the server started.",
+        shared.started as i64,
+    );
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(s));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)
+        .expect("writing to a String cannot fail");
+    out
+}
