@@ -16,7 +16,8 @@
 //! - Shared by the server and loadgen: [`tls`] (rustls configs, dev certificate, the server's
 //!   TLS byte session), [`rt`] (wake-ups, yield), [`host`] (kernel version, fd limit).
 //! - [`api`]: the server HTTP API, sans-io (Centrifugo's methods). [`control`]: the control
-//!   plane thread (tokio) serving it, `/metrics`, `/health`, `/ready`.
+//!   plane thread (tokio) serving it, `/metrics`, `/health`, `/ready`, and applying the
+//!   PostgreSQL [`outbox`].
 //! - [`logging`]: tracing set-up for the binaries.
 //!
 //! # Data path (see DESIGN.md)
@@ -39,6 +40,7 @@ pub mod control;
 pub mod engine;
 pub mod host;
 pub mod logging;
+pub mod outbox;
 pub mod proto;
 pub mod rt;
 pub mod server;

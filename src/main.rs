@@ -36,6 +36,15 @@ enum Command {
     Check,
     /// Print the effective configuration (flags, environment and --config merged; secrets masked) and exit.
     Config,
+    /// Create the PostgreSQL outbox table, its index and NOTIFY trigger, then exit. Safe to run again.
+    OutboxInit {
+        /// postgres://user:password@host/database
+        #[arg(long, env = "RINGCAST_OUTBOX", hide_env_values = true)]
+        outbox: String,
+        /// The table (schema.table allowed) [default: ringcast_outbox].
+        #[arg(long, env = "RINGCAST_OUTBOX_TABLE")]
+        outbox_table: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +71,19 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         };
+    }
+
+    if let Some(Command::OutboxInit {
+        outbox,
+        outbox_table,
+    }) = cli.command
+    {
+        let flags = ringcast::config::AppFlags {
+            outbox: Some(outbox),
+            outbox_table,
+            ..Default::default()
+        };
+        return outbox_init(&flags);
     }
 
     // Before the server starts: a SIGTERM sent the moment we say "serving" must find the
@@ -145,4 +167,39 @@ fn main() -> ExitCode {
     handle.join();
     info!("all connections closed: bye");
     ExitCode::SUCCESS
+}
+
+fn outbox_init(flags: &ringcast::config::AppFlags) -> ExitCode {
+    let settings = match ringcast::config::OutboxSettings::from_flags(flags) {
+        Ok(Some(s)) => s,
+        Ok(None) => unreachable!("--outbox is required by the subcommand"),
+        Err(e) => {
+            eprintln!("ringcast outbox-init: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ringcast outbox-init: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ringcast::control::outbox::init(&settings)) {
+        Ok(()) => {
+            println!(
+                "outbox table {} ready (NOTIFY channel {})",
+                settings.table.name(),
+                settings.table.notify_channel()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ringcast outbox-init: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

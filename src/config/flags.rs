@@ -96,6 +96,18 @@ pub struct AppFlags {
     /// Largest API request body; larger: 413 (http_api.max_body_size). Units: KiB, MiB.
     #[arg(long, env = "RINGCAST_API_MAX_BODY", value_parser = parse_size)]
     pub api_max_body: Option<u64>,
+    /// PostgreSQL outbox to apply (postgres://user:pass@host/db); see `ringcast outbox-init`.
+    #[arg(long, env = "RINGCAST_OUTBOX", hide_env_values = true)]
+    pub outbox: Option<String>,
+    /// The outbox table (schema.table allowed) [default: ringcast_outbox].
+    #[arg(long, env = "RINGCAST_OUTBOX_TABLE")]
+    pub outbox_table: Option<String>,
+    /// Rows applied per transaction [default: 100].
+    #[arg(long, env = "RINGCAST_OUTBOX_BATCH")]
+    pub outbox_batch: Option<u32>,
+    /// Polling interval when no NOTIFY arrives (the fallback) [default: 1s].
+    #[arg(long, env = "RINGCAST_OUTBOX_POLL", value_parser = parse_duration)]
+    pub outbox_poll: Option<Duration>,
 }
 
 /// `100`, `100/s`.

@@ -50,6 +50,54 @@ pub struct AppConfig {
     pub engine: file::EngineSection,
     /// Where the server API listens (None: off).
     pub api_listen: Option<std::net::SocketAddr>,
+    /// The PostgreSQL outbox to apply (None: none).
+    pub outbox: Option<OutboxSettings>,
+}
+
+/// `--outbox` and its companions.
+#[derive(Clone)]
+pub struct OutboxSettings {
+    /// The connection string (may hold a password: never printed).
+    pub url: String,
+    pub table: crate::outbox::Table,
+    pub batch: u32,
+    pub poll: Duration,
+}
+
+impl std::fmt::Debug for OutboxSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxSettings")
+            .field("table", &self.table)
+            .field("batch", &self.batch)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutboxSettings {
+    /// From the flags: None without `--outbox`.
+    pub fn from_flags(flags: &AppFlags) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = flags.outbox.clone() else {
+            return Ok(None);
+        };
+        let table = flags
+            .outbox_table
+            .as_deref()
+            .unwrap_or(crate::outbox::DEFAULT_TABLE);
+        let table = crate::outbox::Table::new(table).map_err(|e| ConfigError::Invalid {
+            key: "--outbox-table",
+            message: e.to_string(),
+        })?;
+        Ok(Some(Self {
+            url,
+            table,
+            batch: flags
+                .outbox_batch
+                .unwrap_or(crate::outbox::DEFAULT_BATCH)
+                .max(1),
+            poll: flags.outbox_poll.unwrap_or(Duration::from_secs(1)),
+        }))
+    }
 }
 
 impl AppConfig {
@@ -100,8 +148,17 @@ impl AppConfig {
         let channels =
             crate::channels::ChannelRules::new(&file.channel).map_err(ConfigError::Namespace)?;
         let api_listen = api_listen(&file.http_api)?;
+        let outbox = OutboxSettings::from_flags(flags)?;
+        if outbox.is_some() && api_listen.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "--outbox",
+                message: "the outbox runs on the API's control plane: --api-listen must not be off"
+                    .into(),
+            });
+        }
         Ok(Self {
             api_listen,
+            outbox,
             engine: file.engine.clone(),
             raw_rooms: flags.raw_rooms != "off",
             file,

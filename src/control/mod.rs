@@ -11,10 +11,12 @@
 //! | [`http`] | the endpoints, API key check, body and time bounds |
 //! | [`host`] | the API's view of the server: engine, control queues, surveys |
 //! | [`metrics`] | `/metrics` text from the counters |
+//! | [`outbox`] | the PostgreSQL outbox consumer |
 
 pub mod host;
 pub mod http;
 pub mod metrics;
+pub mod outbox;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -120,6 +122,9 @@ async fn serve(
         outbox: RefCell::new(None),
         shared,
     });
+    if let Some(settings) = state.shared.app.outbox.clone() {
+        tokio::task::spawn_local(outbox::run(state.clone(), settings));
+    }
     let open = Rc::new(AtomicUsize::new(0));
     info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), tls = tls.is_some(), "server API, /metrics, /health, /ready listening");
     loop {

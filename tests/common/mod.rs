@@ -4,6 +4,8 @@
 //! (for frames a well-behaved client library refuses to send).
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
