@@ -13,7 +13,7 @@ cargo build --release --workspace --bins >&2
 cargo build --release -p loadgen --example tungstenite_baseline >&2
 ulimit -n 20000 2>/dev/null || true
 PORT="${PORT:-18460}"
-target/release/ringcast --listen "127.0.0.1:$PORT" --rate-limit 0 --log-format json 2>>target/vs-server.log &
+target/release/ringcast --listen "127.0.0.1:$PORT" --api-listen off --rate-limit 0 --log-format json 2>>target/vs-server.log &
 SP=$!
 sleep 0.5
 segs() { awk '/^Tcp: [0-9]/ { print $11 + $12 }' /proc/net/snmp; } # InSegs + OutSegs

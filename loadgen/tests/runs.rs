@@ -51,6 +51,8 @@ fn server_with(name: &str, extra: &[&str]) -> Server {
         "2",
         "--rate-limit",
         "0",
+        "--api-listen",
+        "off",
     ];
     argv.extend_from_slice(extra);
     let handle = ServerHandle::start(Args::parse_from(argv).opts).expect("server starts");
