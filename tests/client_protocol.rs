@@ -519,3 +519,40 @@ async fn try_it_out_mode_lets_anyone_in() {
     assert_eq!(seen[1]["push"]["pub"]["data"], json!({"a":1}));
     assert!(seen[1]["push"]["pub"]["info"]["user"] == "");
 }
+
+/// Behind a trusted proxy the per-IP connect limit counts the client named in
+/// X-Forwarded-For; from an untrusted peer the header is ignored.
+#[tokio::test]
+async fn connect_limit_counts_forwarded_clients_only_behind_trusted_proxies() {
+    let upgrade = |xff: &str| {
+        common::upgrade_request("/connection/websocket")
+            .replace("\r\n\r\n", &format!("\r\nX-Forwarded-For: {xff}\r\n\r\n"))
+    };
+    let status = |head: String| head.split(' ').nth(1).unwrap().to_owned();
+    let trusted = server(&[
+        "--connect-rate-limit",
+        "1/s",
+        "--trusted-proxies",
+        "127.0.0.1",
+    ]);
+    // Two clients through the proxy: each has its own budget.
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        let mut r = trusted.raw().await;
+        assert_eq!(status(r.http(&upgrade(client)).await), "101", "{client}");
+    }
+    // The same client again within the second: refused, whatever it put left of the proxy.
+    let mut r = trusted.raw().await;
+    let head = r.http(&upgrade("198.51.100.9, 203.0.113.1")).await;
+    assert_eq!(status(head), "429");
+
+    let untrusted = server(&["--connect-rate-limit", "1/s"]);
+    let mut r = untrusted.raw().await;
+    assert_eq!(status(r.http(&upgrade("203.0.113.1")).await), "101");
+    let mut r = untrusted.raw().await;
+    let head = r.http(&upgrade("203.0.113.2")).await;
+    assert_eq!(
+        status(head),
+        "429",
+        "a forged header does not buy a new budget"
+    );
+}

@@ -150,6 +150,9 @@ pub struct ClientSection {
     /// (ringcast) a channel every connection is subscribed to server-side at connect ("" =
     /// none): the server API publishes into it to reach everyone.
     pub broadcast_channel: String,
+    /// (ringcast) reverse proxies whose X-Forwarded-For names the client: addresses or
+    /// networks ("127.0.0.1", "10.0.0.0/8").
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ClientSection {
@@ -172,6 +175,7 @@ impl Default for ClientSection {
             connect_rate_limit: 0,
             token_cookie: String::new(),
             broadcast_channel: String::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -96,6 +96,9 @@ pub struct AppFlags {
     /// Largest API request body; larger: 413 (http_api.max_body_size). Units: KiB, MiB.
     #[arg(long, env = "RINGCAST_API_MAX_BODY", value_parser = parse_size)]
     pub api_max_body: Option<u64>,
+    /// Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the client (client.trusted_proxies).
+    #[arg(long, env = "RINGCAST_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
     /// PostgreSQL outbox to apply (postgres://user:pass@host/db); see `ringcast outbox-init`.
     #[arg(long, env = "RINGCAST_OUTBOX", hide_env_values = true)]
     pub outbox: Option<String>,

@@ -52,6 +52,8 @@ pub struct AppConfig {
     pub api_listen: Option<std::net::SocketAddr>,
     /// The PostgreSQL outbox to apply (None: none).
     pub outbox: Option<OutboxSettings>,
+    /// Peers whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<crate::server::admission::Cidr>,
 }
 
 /// `--outbox` and its companions.
@@ -149,6 +151,16 @@ impl AppConfig {
             crate::channels::ChannelRules::new(&file.channel).map_err(ConfigError::Namespace)?;
         let api_listen = api_listen(&file.http_api)?;
         let outbox = OutboxSettings::from_flags(flags)?;
+        let trusted_proxies = file
+            .client
+            .trusted_proxies
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|message| ConfigError::Invalid {
+                key: "client.trusted_proxies",
+                message,
+            })?;
         if outbox.is_some() && api_listen.is_none() {
             return Err(ConfigError::Invalid {
                 key: "--outbox",
@@ -159,6 +171,7 @@ impl AppConfig {
         Ok(Self {
             api_listen,
             outbox,
+            trusted_proxies,
             engine: file.engine.clone(),
             raw_rooms: flags.raw_rooms != "off",
             file,
@@ -207,6 +220,9 @@ fn api_listen(api: &file::HttpApiSection) -> Result<Option<std::net::SocketAddr>
 }
 
 fn apply_flags(f: &mut FileConfig, flags: &AppFlags) {
+    if let Some(p) = &flags.trusted_proxies {
+        f.client.trusted_proxies = p.clone();
+    }
     if let Some(s) = &flags.api_listen {
         f.http_api.listen = s.clone();
     }

@@ -92,6 +92,8 @@ pub struct Request<'a> {
     pub origin: Option<&'a str>,
     pub cookie: Option<&'a str>,
     pub authorization: Option<&'a str>,
+    /// The last `X-Forwarded-For` header (a proxy appends to it), if any.
+    pub forwarded_for: Option<&'a str>,
     protocols: Option<&'a str>,
     extensions: Option<&'a str>,
 }
@@ -189,6 +191,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, Handsha
     let mut origin = None;
     let mut cookie = None;
     let mut authorization = None;
+    let mut forwarded_for = None;
     let mut protocols = None;
     let mut extensions = None;
     for h in req.headers.iter() {
@@ -216,6 +219,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, Handsha
             cookie = Some(value);
         } else if name.eq_ignore_ascii_case("authorization") {
             set_once(&mut authorization, "Authorization", value)?;
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            forwarded_for = Some(value);
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
             protocols = Some(value);
         } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
@@ -248,6 +253,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, Handsha
         origin,
         cookie,
         authorization,
+        forwarded_for,
         protocols,
         extensions,
     };

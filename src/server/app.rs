@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::value::RawValue;
 use tracing::{info, warn};
 
-use super::admission::{TokenSource, origin_allowed, query_param, upgrade_token};
+use super::admission::{TokenSource, client_ip, origin_allowed, query_param, upgrade_token};
 use super::conn::{Conn, ConnEvent};
 use super::counters::WorkerCounters;
 use super::rooms::{Membership, room_from_path};
@@ -67,6 +67,7 @@ pub fn admit(
 ) -> Result<Admitted, Vec<u8>> {
     let shared = &worker.shared;
     let cfg = &shared.app;
+    let peer = client_ip(peer, req.forwarded_for, &cfg.trusted_proxies);
     let client = cfg.client();
     if !origin_allowed(req.origin, req.host, &client.allowed_origins) {
         let origin = req.origin.unwrap_or_default();
