@@ -91,6 +91,7 @@ fn main() -> ExitCode {
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ]) {
         Ok(s) => s,
         Err(e) => {
@@ -148,9 +149,15 @@ fn main() -> ExitCode {
         handle.local_addr
     );
     let trigger = handle.shutdown_trigger();
+    let reload = handle.reload_trigger();
     std::thread::spawn(move || {
         let mut seen = 0;
         for sig in signals.forever() {
+            if sig == signal_hook::consts::SIGHUP {
+                let r = reload.reload();
+                info!(cert = ?r.cert, keys = ?r.keys, "SIGHUP: reloaded what loaded (open connections keep working)");
+                continue;
+            }
             seen += 1;
             if seen == 1 {
                 info!(

@@ -37,7 +37,8 @@ pub enum TokenError {
 /// Verifies tokens against the configured keys.
 #[derive(Default)]
 pub struct TokenVerifier {
-    keys: Vec<VerifyingKey>,
+    /// Replaceable while serving (SIGHUP): a verification clones the Arc, not the keys.
+    keys: std::sync::RwLock<std::sync::Arc<Vec<VerifyingKey>>>,
     audience: Option<String>,
     issuer: Option<String>,
 }
@@ -45,7 +46,7 @@ pub struct TokenVerifier {
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenVerifier")
-            .field("keys", &self.keys.len())
+            .field("keys", &self.keys().len())
             .field("audience", &self.audience)
             .field("issuer", &self.issuer)
             .finish()
@@ -70,15 +71,34 @@ impl HasRegistered for SubscribeClaims {
 impl TokenVerifier {
     pub fn new(keys: Vec<VerifyingKey>, audience: Option<String>, issuer: Option<String>) -> Self {
         Self {
-            keys,
+            keys: std::sync::RwLock::new(std::sync::Arc::new(keys)),
             audience,
             issuer,
         }
     }
 
+    fn keys(&self) -> std::sync::Arc<Vec<VerifyingKey>> {
+        self.keys.read().expect("token keys lock poisoned").clone()
+    }
+
     /// Whether any key is configured (without one, tokens cannot be checked at all).
     pub fn is_configured(&self) -> bool {
-        !self.keys.is_empty()
+        !self.keys().is_empty()
+    }
+
+    /// Takes `fresh`'s keys (a reload); returns how many. Refused when it would switch
+    /// between "some keys" and "none" (that changes the server's mode: restart for that).
+    pub fn replace_keys(&self, fresh: TokenVerifier) -> Result<usize, String> {
+        let keys = fresh.keys();
+        if keys.is_empty() != self.keys().is_empty() {
+            return Err(
+                "the reloaded configuration would turn token checking on or off: restart for that"
+                    .into(),
+            );
+        }
+        let n = keys.len();
+        *self.keys.write().expect("token keys lock poisoned") = keys;
+        Ok(n)
     }
 
     pub fn verify_connect(&self, token: &str, now: u64) -> Result<ConnectClaims, TokenError> {
@@ -112,7 +132,8 @@ impl TokenVerifier {
             .decode(signature)
             .map_err(|_| TokenError::Invalid("signature is not base64url".into()))?;
         let mut tried = false;
-        for k in &self.keys {
+        let keys = self.keys();
+        for k in keys.iter() {
             if !k.algorithms.contains(&header.alg) {
                 continue;
             }

@@ -97,6 +97,8 @@ pub struct Stats {
 pub struct ServerShared {
     pub opts: ServerOptions,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The certificate behind `tls`, replaceable (SIGHUP).
+    pub cert: Option<Arc<tls::ReloadableCert>>,
     pub rooms: RoomDirectory,
     pub inboxes: Vec<Inbox>,
     /// Connections open (including ones being refused), across workers.
@@ -134,6 +136,38 @@ impl crate::engine::Outlet for Outlet {
         if let Some(shared) = self.0.upgrade() {
             worker::publish_channel(&shared.channels, &shared.inboxes, channel, offset, frame);
         }
+    }
+}
+
+/// What a reload did.
+#[derive(Debug)]
+pub struct ReloadReport {
+    /// The certificate: None without TLS, else the outcome.
+    pub cert: Option<Result<(), String>>,
+    /// The token keys' outcome.
+    pub keys: Result<usize, String>,
+}
+
+/// Reloads the certificate and the token keys from the same files and flags as at start,
+/// from any thread (SIGHUP). A file that does not load keeps the old identity or keys.
+#[derive(Clone)]
+pub struct ReloadTrigger(Arc<ServerShared>);
+
+impl ReloadTrigger {
+    pub fn reload(&self) -> ReloadReport {
+        let shared = &self.0;
+        let cert = shared.cert.as_ref().map(|c| {
+            c.reload().map_err(|e| e.to_string()).inspect_err(|e| {
+                tracing::warn!("reload: the certificate did not load, keeping the current one: {e}")
+            })
+        });
+        let keys = crate::config::AppConfig::build(&shared.opts.app)
+            .map_err(|e| e.to_string())
+            .and_then(|fresh| shared.app.verifier.replace_keys(fresh.verifier))
+            .inspect_err(|e| {
+                tracing::warn!("reload: the token keys did not load, keeping the current ones: {e}")
+            });
+        ReloadReport { cert, keys }
     }
 }
 
@@ -176,12 +210,12 @@ impl ServerHandle {
             });
         }
         let app = Arc::new(crate::config::AppConfig::build(&opts.app)?);
-        let (tls, cert) = if opts.plaintext {
-            (None, None)
+        let (tls, cert, reloadable) = if opts.plaintext {
+            (None, None, None)
         } else {
             let files = opts.cert.as_deref().zip(opts.key.as_deref());
-            let (cfg, origin) = tls::server_config(files, &opts.cert_dir)?;
-            (Some(cfg), Some(origin))
+            let (cfg, origin, reloadable) = tls::server_config(files, &opts.cert_dir)?;
+            (Some(cfg), Some(origin), Some(reloadable))
         };
         let listeners = listener::bind_all(opts.listen, n, opts.backlog).map_err(|source| {
             StartError::Listen {
@@ -214,6 +248,7 @@ impl ServerHandle {
             inboxes: (0..n).map(|_| Inbox::new(opts.inbox_capacity)).collect(),
             opts,
             tls,
+            cert: reloadable,
             connections: AtomicUsize::new(0),
             worker_connections: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             shutting_down: AtomicBool::new(false),
@@ -283,6 +318,11 @@ impl ServerHandle {
     /// Stops accepting, sends Close 1001 to everyone and lets workers end (see `join`).
     pub fn shutdown(&self) {
         self.shutdown_trigger().trigger();
+    }
+
+    /// A handle that reloads the certificate and token keys from another thread.
+    pub fn reload_trigger(&self) -> ReloadTrigger {
+        ReloadTrigger(self.shared.clone())
     }
 
     /// A cheap handle that can start the shutdown from another thread (a signal handler).

@@ -9,8 +9,11 @@ pub mod session;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -60,7 +63,7 @@ pub enum CertOrigin {
 pub fn server_config(
     cert_key: Option<(&Path, &Path)>,
     dev_dir: &Path,
-) -> Result<(Arc<ServerConfig>, CertOrigin), TlsSetupError> {
+) -> Result<(Arc<ServerConfig>, CertOrigin, Arc<ReloadableCert>), TlsSetupError> {
     let (cert, key, origin) = match cert_key {
         Some((c, k)) => (c.to_path_buf(), k.to_path_buf(), CertOrigin::Files),
         None => {
@@ -73,18 +76,88 @@ pub fn server_config(
             }
         }
     };
-    let chain = load_chain(&cert)?;
-    let key = PrivateKeyDer::from_pem_file(&key)
-        .map_err(|source| TlsSetupError::ReadKey { path: key, source })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let identity = load_identity(&cert, &key, &provider)?;
+    let resolver = Arc::new(ReloadableCert {
+        current: RwLock::new(Arc::new(identity)),
+        cert,
+        key,
+        provider: provider.clone(),
+    });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TlsSetupError::Identity)?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(TlsSetupError::Identity)?;
+        .with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((Arc::new(config), origin))
+    Ok((Arc::new(config), origin, resolver))
+}
+
+/// A certificate chain and its key from PEM files, checked to belong together.
+fn load_identity(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsSetupError> {
+    let chain = load_chain(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsSetupError::ReadKey {
+        path: key.to_path_buf(),
+        source,
+    })?;
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(TlsSetupError::Identity)?;
+    let identity = CertifiedKey::new(chain, signing);
+    match identity.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(identity)
+        }
+        Err(e) => Err(TlsSetupError::Identity(e)),
+    }
+}
+
+/// The server's certificate, replaceable while serving (SIGHUP): every new handshake takes
+/// the current one; open connections keep theirs.
+pub struct ReloadableCert {
+    current: RwLock<Arc<CertifiedKey>>,
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+}
+
+impl std::fmt::Debug for ReloadableCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadableCert")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl ReloadableCert {
+    /// Reads the files again; on any error the current certificate stays.
+    pub fn reload(&self) -> Result<(), TlsSetupError> {
+        let identity = load_identity(&self.cert, &self.key, &self.provider)?;
+        *self.current.write().expect("certificate lock poisoned") = Arc::new(identity);
+        Ok(())
+    }
+
+    /// The certificate file (for logs and `ringcast check`).
+    pub fn cert_path(&self) -> &Path {
+        &self.cert
+    }
+}
+
+impl ResolvesServerCert for ReloadableCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .expect("certificate lock poisoned")
+                .clone(),
+        )
+    }
 }
 
 /// A client configuration (ring provider, TLS 1.2 + 1.3) trusting exactly the certificates in
@@ -167,14 +240,14 @@ mod tests {
     #[test]
     fn dev_certificate_is_made_once_then_reused() {
         let d = tempdir("dev");
-        let (_, o1) = server_config(None, &d).unwrap();
+        let (_, o1, _) = server_config(None, &d).unwrap();
         assert_eq!(o1, CertOrigin::DevCreated(d.join(DEV_CERT)));
         let mode = std::fs::metadata(d.join(DEV_KEY)).unwrap().permissions();
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
             0o600
         );
-        let (cfg, o2) = server_config(None, &d).unwrap();
+        let (cfg, o2, _) = server_config(None, &d).unwrap();
         assert_eq!(o2, CertOrigin::DevReused(d.join(DEV_CERT)));
         assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
         std::fs::remove_dir_all(&d).unwrap();
