@@ -184,3 +184,73 @@ async fn shutdown_is_bounded_when_a_client_never_answers_the_close() {
         "the server closed the connection"
     );
 }
+
+/// `--drain-batch`: connections are told to go a few at a time; protocol sessions get 3001
+/// (their SDKs reconnect elsewhere), raw connections 1001; /ready says 503 meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_in_batches_with_3001_for_protocol_clients() {
+    use futures_util::SinkExt;
+    use tokio::io::AsyncWriteExt;
+    let mut s = common::start(&[
+        "--drain-batch",
+        "2",
+        "--drain-interval",
+        "300ms",
+        "--allow-anonymous",
+    ]);
+    let api = s.handle().api_addr.unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        let mut ws = s.ws("/connection/websocket").await;
+        ws.send(Message::text(r#"{"id":1,"connect":{}}"#))
+            .await
+            .unwrap();
+        let r = ws.next().await.unwrap().unwrap();
+        assert!(r.to_text().unwrap().contains("\"client\""));
+        clients.push(ws);
+    }
+    let mut raw = s.ws("/room").await;
+    let stopper = std::thread::spawn(move || s.stop());
+    let started = Instant::now();
+    // While draining, /ready says so (load balancers stop sending new clients).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut probe = tokio::net::TcpStream::connect(api).await.unwrap();
+    probe
+        .write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    probe.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let mut closed_at = Vec::new();
+    for ws in clients.iter_mut() {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(Some(Ok(Message::Close(Some(f))))) => {
+                    assert_eq!(u16::from(f.code), 3001, "{f:?}");
+                    closed_at.push(started.elapsed());
+                    break;
+                }
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("expected Close 3001, got {other:?}"),
+            }
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(10), raw.next()).await {
+        Ok(Some(Ok(Message::Close(Some(f))))) => assert_eq!(u16::from(f.code), 1001),
+        other => panic!("expected Close 1001, got {other:?}"),
+    }
+    // 6 connections on 2 workers, one per worker per batch: some worker waited an interval.
+    let spread = closed_at
+        .iter()
+        .max()
+        .unwrap()
+        .saturating_sub(*closed_at.iter().min().unwrap());
+    assert!(
+        spread >= Duration::from_millis(250),
+        "closes spread over batches: {closed_at:?}"
+    );
+    drop(clients);
+    drop(raw);
+    stopper.join().unwrap();
+}

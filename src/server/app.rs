@@ -350,6 +350,7 @@ impl ClientApp {
         let s = &mut self.session;
         match event {
             ConnEvent::Gap(channel) => s.on_insufficient_state(&channel, &mut host),
+            ConnEvent::Drain => s.server_disconnect(Disconnect::SHUTDOWN),
             ConnEvent::Command(cmd) => {
                 if !cmd.sessions().matches(s.user(), s.client_id()) {
                     return;

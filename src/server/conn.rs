@@ -81,6 +81,8 @@ pub enum ConnEvent {
     Gap(std::sync::Arc<str>),
     /// The server API's command.
     Command(std::sync::Arc<crate::api::SessionCommand>),
+    /// The server is draining: close (3001 for protocol sessions, 1001 otherwise).
+    Drain,
 }
 
 impl Conn {
@@ -412,9 +414,16 @@ impl Reader {
                 }
                 Wake::Signal => {
                     let events = std::mem::take(&mut *conn.events.borrow_mut());
-                    if let Some(app) = &mut self.client {
-                        for event in events {
-                            app.on_event(&self.worker, &conn, event);
+                    for event in events {
+                        match (&mut self.client, event) {
+                            (Some(app), event) => app.on_event(&self.worker, &conn, event),
+                            (None, ConnEvent::Drain) => conn.close(
+                                CloseCode::GOING_AWAY,
+                                "server shutting down",
+                                false,
+                                self.worker.shared.opts.shutdown_timeout,
+                            ),
+                            (None, _) => {}
                         }
                     }
                 }

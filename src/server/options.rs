@@ -67,6 +67,12 @@ pub struct ServerOptions {
     /// On SIGINT/SIGTERM, how long to wait for clients to answer the server's Close.
     #[arg(long, env = "RINGCAST_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Graceful drain: connections told to go per --drain-interval, all workers together (0 = all at once). Protocol clients get 3001 (their SDKs reconnect elsewhere), raw ones 1001.
+    #[arg(long, env = "RINGCAST_DRAIN_BATCH", default_value_t = 0)]
+    pub drain_batch: usize,
+    /// Pause between drain batches.
+    #[arg(long, env = "RINGCAST_DRAIN_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub drain_interval: Duration,
     /// After the server sends a Close, how long it waits for the client's Close.
     #[arg(long, env = "RINGCAST_CLOSE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub close_timeout: Duration,

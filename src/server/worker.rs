@@ -32,7 +32,6 @@ use super::options::RecvMode;
 use super::rooms::{Admit, LocalRoom, LocalRooms, RoomDirectory};
 use super::send_buffers::SendBuffers;
 use crate::api::Survey;
-use crate::proto::CloseCode;
 use crate::proto::handshake::Status;
 use crate::rt::Notify;
 
@@ -288,17 +287,30 @@ impl Worker {
         }
     }
 
-    /// Closes every connection with 1001 and waits (bounded) until they are gone.
+    /// Tells every connection to go — in batches of `--drain-batch` (shared by the workers)
+    /// every `--drain-interval`, protocol sessions with 3001 and others with 1001 — and waits
+    /// (bounded) until they are gone.
     async fn close_all(&self) {
-        let timeout = self.shared.opts.shutdown_timeout;
+        let opts = &self.shared.opts;
+        let timeout = opts.shutdown_timeout;
         let conns: Vec<Rc<Conn>> = self.conns.borrow().iter().map(|(_, c)| c.clone()).collect();
-        for c in &conns {
-            c.close(
-                CloseCode::GOING_AWAY,
-                "server shutting down",
-                false,
-                timeout,
+        let batch = match opts.drain_batch {
+            0 => conns.len().max(1),
+            n => n.div_ceil(self.shared.inboxes.len()).max(1),
+        };
+        for (i, chunk) in conns.chunks(batch).enumerate() {
+            if i > 0 {
+                compio::time::sleep(opts.drain_interval).await;
+            }
+            debug!(
+                worker = self.index,
+                batch = i,
+                connections = chunk.len(),
+                "draining"
             );
+            for c in chunk {
+                c.post(ConnEvent::Drain);
+            }
         }
         drop(conns);
         let deadline = Instant::now() + timeout + Duration::from_secs(1);
