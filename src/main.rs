@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     if let Some(Command::Check) = cli.command {
-        let (report, ok) = check::report();
+        let (report, ok) = check::report(&cli.server);
         print!("{report}");
         return if ok {
             ExitCode::SUCCESS

@@ -1,5 +1,8 @@
-//! `ringcast check`: what this host offers and what the server will use.
-//! Kernel version, io_uring, the provided-buffer ring, RLIMIT_NOFILE and somaxconn.
+//! `ringcast check`: what this host offers and what the server will use, and what a deploy
+//! needs: kernel version, io_uring (and whether the sysctl allows it), the provided-buffer
+//! ring, RLIMIT_NOFILE against `--max-connections`, somaxconn, the listen and API ports free,
+//! the configuration valid, the certificate readable, matching its key and not expiring
+//! within 14 days.
 
 use std::fmt::Write as _;
 use std::num::NonZero;
@@ -7,10 +10,16 @@ use std::num::NonZero;
 use compio::driver::{DriverType, ProactorBuilder};
 use compio::runtime::RuntimeBuilder;
 
+use std::net::SocketAddr;
+
+use super::ServerOptions;
 use crate::host::{kernel_version, raise_nofile_limit};
 
-/// The report and whether the server can run here.
-pub fn report() -> (String, bool) {
+/// Days before a certificate's end that `check` warns.
+pub const CERT_WARN_DAYS: i64 = 14;
+
+/// The report and whether the server can run here with `opts`.
+pub fn report(opts: &ServerOptions) -> (String, bool) {
     let mut out = String::new();
     let mut ok = true;
     let kernel = kernel_version();
@@ -84,6 +93,25 @@ pub fn report() -> (String, bool) {
         );
     }
 
+    match std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .as_deref()
+        .map(str::trim)
+    {
+        Ok("0") | Err(_) => {}
+        Ok("1") => {
+            let _ = writeln!(
+                out,
+                "                 kernel.io_uring_disabled=1: only members of kernel.io_uring_group may use it"
+            );
+        }
+        Ok(v) => {
+            let _ = writeln!(
+                out,
+                "                 kernel.io_uring_disabled={v}: io_uring is switched off by sysctl"
+            );
+        }
+    }
+
     let (soft, hard) = raise_nofile_limit();
     let fmt = |v: Option<u64>| v.map_or("unlimited".to_string(), |v| v.to_string());
     let _ = writeln!(
@@ -96,6 +124,14 @@ pub fn report() -> (String, bool) {
         let _ = writeln!(
             out,
             "                 WARNING: fewer than 1024 descriptors: few connections possible"
+        );
+    }
+    let need = opts.max_connections as u64 + 64;
+    if hard.is_some_and(|h| h < need) {
+        let _ = writeln!(
+            out,
+            "                 WARNING: the hard limit is below --max-connections ({}) + 64: raise LimitNOFILE",
+            opts.max_connections
         );
     }
     let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok();
@@ -120,7 +156,109 @@ pub fn report() -> (String, bool) {
             "single-shot"
         }
     );
+    ok &= deploy_checks(opts, &mut out);
     (out, ok)
+}
+
+fn port_free(addr: SocketAddr) -> Result<(), std::io::Error> {
+    std::net::TcpListener::bind(addr).map(drop)
+}
+
+/// Ports, configuration and certificate.
+fn deploy_checks(opts: &ServerOptions, out: &mut String) -> bool {
+    let mut ok = true;
+    match port_free(opts.listen) {
+        Ok(()) => {
+            let _ = writeln!(out, "listen           {} free", opts.listen);
+        }
+        Err(e) => {
+            ok = false;
+            let _ = writeln!(out, "listen           {} NOT free: {e}", opts.listen);
+        }
+    }
+    match crate::config::AppConfig::build(&opts.app) {
+        Ok(app) => {
+            let _ = writeln!(out, "configuration    valid");
+            match app.api_listen {
+                None => {
+                    let _ = writeln!(out, "server API       off");
+                }
+                Some(a) => match port_free(a) {
+                    Ok(()) => {
+                        let _ = writeln!(out, "server API       {a} free");
+                    }
+                    Err(e) => {
+                        ok = false;
+                        let _ = writeln!(out, "server API       {a} NOT free: {e}");
+                    }
+                },
+            }
+        }
+        Err(e) => {
+            ok = false;
+            let _ = writeln!(out, "configuration    INVALID: {e}");
+        }
+    }
+    if opts.plaintext {
+        let _ = writeln!(out, "certificate      none (--plaintext)");
+        return ok;
+    }
+    let (Some(cert), Some(key)) = (&opts.cert, &opts.key) else {
+        let _ = writeln!(
+            out,
+            "certificate      a dev certificate in {} (for testing: give --cert and --key)",
+            opts.cert_dir.display()
+        );
+        return ok;
+    };
+    if let Err(e) = crate::tls::server_config(Some((cert, key)), &opts.cert_dir) {
+        let _ = writeln!(out, "certificate      UNUSABLE: {e}");
+        return false;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match cert_not_after(cert) {
+        Ok(not_after) => {
+            let days = (not_after - now).div_euclid(86_400);
+            if not_after <= now {
+                ok = false;
+                let _ = writeln!(
+                    out,
+                    "certificate      {} EXPIRED {} days ago",
+                    cert.display(),
+                    -days
+                );
+            } else if days < CERT_WARN_DAYS {
+                let _ = writeln!(
+                    out,
+                    "certificate      {} WARNING: expires in {days} days (renew, then SIGHUP)",
+                    cert.display()
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "certificate      {} valid for {days} more days",
+                    cert.display()
+                );
+            }
+        }
+        Err(e) => {
+            ok = false;
+            let _ = writeln!(out, "certificate      {}: {e}", cert.display());
+        }
+    }
+    ok
+}
+
+/// The end of validity (unix seconds) of the first certificate in a PEM file.
+pub fn cert_not_after(path: &std::path::Path) -> Result<i64, String> {
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateDer::from_pem_file(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    Ok(cert.validity().not_after.timestamp())
 }
 
 #[cfg(test)]
@@ -129,11 +267,45 @@ mod tests {
 
     #[test]
     fn report_runs_on_this_host() {
-        let (text, ok) = report();
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Args {
+            #[command(flatten)]
+            opts: ServerOptions,
+        }
+        let opts = Args::parse_from([
+            "ringcast",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+        ])
+        .opts;
+        let (text, ok) = report(&opts);
         assert!(ok, "{text}");
         assert!(
             text.contains("kernel") && text.contains("server will use"),
             "{text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod cert_tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_s_end_is_read() {
+        let dir = std::env::temp_dir().join(format!("ringcast-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2031, 1, 2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let p = dir.join("c.pem");
+        std::fs::write(&p, cert.pem()).unwrap();
+        assert_eq!(cert_not_after(&p).unwrap(), 1_925_078_400);
+        std::fs::write(&p, "garbage").unwrap();
+        assert!(cert_not_after(&p).is_err());
     }
 }
