@@ -55,7 +55,20 @@ pub fn publish(id: u32, channel: &str, payload: &[u8], out: &mut Vec<u8>) {
     out.clear();
     use std::io::Write;
     // No allocation per command: the id is formatted straight into the buffer.
-    write!(out, "{{\"id\":{id},\"publish\":{{\"channel\":\"").expect("into a Vec");
+    write!(out, "{{\"id\":{id},\"publish\":").expect("into a Vec");
+    append_publish_body(channel, payload, out);
+    out.push(b'}');
+}
+
+/// The server API's publish body `{"channel":C,"data":"<base64 of payload>"}` into `out`
+/// (cleared first): the same publication the `publish` command carries.
+pub fn publish_body(channel: &str, payload: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    append_publish_body(channel, payload, out);
+}
+
+fn append_publish_body(channel: &str, payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"channel\":\"");
     out.extend_from_slice(channel.as_bytes());
     out.extend_from_slice(b"\",\"data\":\"");
     let start = out.len();
@@ -67,7 +80,7 @@ pub fn publish(id: u32, channel: &str, payload: &[u8], out: &mut Vec<u8>) {
         .encode_slice(payload, &mut out[start..])
         .expect("sized above");
     out.truncate(start + n);
-    out.extend_from_slice(b"\"}}");
+    out.extend_from_slice(b"\"}");
 }
 
 /// The next publish command id (never 0, 1 or 2).

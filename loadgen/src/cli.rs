@@ -123,6 +123,14 @@ pub struct Broadcast {
     /// Rooms to spread clients (and senders) over: client i joins room i mod R.
     #[arg(long, default_value_t = 1)]
     pub rooms: usize,
+    /// Publish through the server API at this URL (http://127.0.0.1:8000/api) instead of the
+    /// senders' WebSockets (--protocol centrifuge); requests pipelined on one keep-alive
+    /// connection per loadgen worker.
+    #[arg(long)]
+    pub publish_api: Option<String>,
+    /// The server API's key (sent as X-API-Key).
+    #[arg(long, env = "LOADGEN_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

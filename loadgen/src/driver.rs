@@ -41,30 +41,41 @@ pub fn main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
         Command::Broadcast(b) => {
             let t = b.traffic.clone();
-            load(
-                Mode::Broadcast,
-                &b.conn,
-                Some(&t),
-                b.senders.max(1),
-                b.rate,
-                b.rooms.max(1),
-                Duration::ZERO,
-            )
+            let publish_api = match &b.publish_api {
+                Some(url) if b.conn.protocol != run::Protocol::Centrifuge => {
+                    return Err(format!("--publish-api {url} needs --protocol centrifuge").into());
+                }
+                Some(url) => Some(crate::api::ApiTarget::parse(url, b.api_key.clone())?),
+                None => None,
+            };
+            let shape = Shape {
+                senders: b.senders.max(1),
+                rate: b.rate,
+                rooms: b.rooms.max(1),
+                publish_api,
+                ..Shape::default()
+            };
+            load(Mode::Broadcast, &b.conn, Some(&t), shape)
         }
         Command::Echo(e) => {
             let t = e.traffic.clone();
-            load(
-                Mode::Echo,
-                &e.conn,
-                Some(&t),
-                e.conn.clients,
-                e.rate,
-                1,
-                Duration::ZERO,
-            )
+            let shape = Shape {
+                senders: e.conn.clients,
+                rate: e.rate,
+                ..Shape::default()
+            };
+            load(Mode::Echo, &e.conn, Some(&t), shape)
         }
-        Command::Connect(c) => load(Mode::Connect, &c, None, 0, 0.0, 1, Duration::ZERO),
-        Command::Idle(i) => load(Mode::Idle, &i.conn, None, 0, 0.0, 1, i.hold),
+        Command::Connect(c) => load(Mode::Connect, &c, None, Shape::default()),
+        Command::Idle(i) => load(
+            Mode::Idle,
+            &i.conn,
+            None,
+            Shape {
+                hold: i.hold,
+                ..Shape::default()
+            },
+        ),
     }
 }
 
@@ -175,15 +186,41 @@ fn default_recv_buffers(clients: usize, workers: usize) -> u16 {
         .clamp(1024, 16384) as u16
 }
 
-fn load(
-    mode: Mode,
-    conn: &Conn,
-    traffic: Option<&Traffic>,
+/// Who sends how much where, and how.
+struct Shape {
     senders: usize,
     rate: f64,
     rooms: usize,
     hold: Duration,
+    /// Broadcast: senders publish through the server API.
+    publish_api: Option<crate::api::ApiTarget>,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Self {
+            senders: 0,
+            rate: 0.0,
+            rooms: 1,
+            hold: Duration::ZERO,
+            publish_api: None,
+        }
+    }
+}
+
+fn load(
+    mode: Mode,
+    conn: &Conn,
+    traffic: Option<&Traffic>,
+    shape: Shape,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let Shape {
+        senders,
+        rate,
+        rooms,
+        hold,
+        publish_api,
+    } = shape;
     let (soft, hard) = ringcast::host::raise_nofile_limit();
     let (soft, hard) = (soft.unwrap_or(u64::MAX), hard.unwrap_or(u64::MAX));
     let needed = conn.clients as u64 + 64;
@@ -215,6 +252,7 @@ fn load(
         senders: senders.min(conn.clients),
         rooms,
         rate,
+        publish_api: publish_api.clone(),
         size: (t.size as usize).max(crate::payload::HEADER_LEN),
         warmup: t.warmup,
         duration: t.duration,
@@ -333,7 +371,7 @@ fn load(
         mode: format!("{mode:?}").to_lowercase(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         params: serde_json::json!({
-            "url": conn.url, "protocol": plan.protocol, "clients": plan.clients, "senders": plan.senders, "rooms": plan.rooms,
+            "url": conn.url, "protocol": plan.protocol, "publish_via": if publish_api.is_some() { "api" } else { "websocket" }, "clients": plan.clients, "senders": plan.senders, "rooms": plan.rooms,
             "rate": plan.rate, "rate_unit": if mode == Mode::Echo { "msg/s per client" } else { "msg/s total" },
             "size": plan.size, "warmup_s": sys::secs(plan.warmup), "duration_s": sys::secs(plan.duration),
             "drain_s": sys::secs(plan.drain), "hold_s": sys::secs(hold), "workers": workers,

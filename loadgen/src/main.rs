@@ -1,6 +1,7 @@
 //! `loadgen`: open-loop wss load for ringcast — broadcast, echo, connect storms, idle holds —
 //! with HdrHistogram latency, loss/duplicate/corruption counts, `compare` and `plot`.
 
+mod api;
 mod centrifuge;
 mod cli;
 mod client;

@@ -75,6 +75,8 @@ pub struct Plan {
     /// Each worker's io_uring buffer ring: buffers (a power of two) and bytes per buffer.
     pub recv_buffers: u16,
     pub recv_buffer_len: usize,
+    /// Broadcast: publish through the server API instead of the senders' WebSockets.
+    pub publish_api: Option<crate::api::ApiTarget>,
     /// Frames a client may have waiting to be written before sends are skipped (counted).
     pub send_queue_cap: usize,
     /// Test hook: every Nth message counts as sent but is not sent (0: off).
@@ -361,7 +363,14 @@ pub fn worker(index: usize, shared: Arc<Shared>) -> WorkerResult {
                 .filter(|(id, _)| plan.is_sender(*id))
                 .cloned()
                 .collect();
-            schedule(&shared, senders, &result).await;
+            let answers = schedule(&shared, senders, &result).await;
+            wait_until(|| shared.finish.load(Ordering::Acquire)).await;
+            if let Some(a) = answers {
+                let mut r = result.borrow_mut();
+                for (code, n) in &a.borrow().errors {
+                    *r.reply_errors.entry(*code).or_default() += n;
+                }
+            }
         }
         wait_until(|| shared.finish.load(Ordering::Acquire)).await;
         publish_deliveries(&shared, &result, &published);
@@ -606,13 +615,28 @@ fn on_message(shared: &Shared, result: &RefCell<WorkerResult>, rec: &RefCell<Rec
     }
 }
 
-/// The open-loop sender: a heap of each local sender's next planned instant.
+/// The open-loop sender: a heap of each local sender's next planned instant. Returns the API
+/// connection's answers when publishing through the server API.
 async fn schedule(
     shared: &Shared,
     senders: Vec<(usize, Rc<Client>)>,
     result: &RefCell<WorkerResult>,
-) {
+) -> Option<Rc<RefCell<crate::api::Answers>>> {
     let plan = &shared.plan;
+    let mut api = match (&plan.publish_api, senders.is_empty()) {
+        (Some(target), false) => match crate::api::ApiConn::connect(target).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let mut r = result.borrow_mut();
+                *r.failures.entry("api connect".into()).or_default() += 1;
+                r.failure_examples
+                    .entry("api connect".into())
+                    .or_insert_with(|| format!("{}: {e}", target.addr));
+                return None;
+            }
+        },
+        _ => None,
+    };
     let start = shared.start_ns.load(Ordering::Acquire);
     let stop = shared.stop_ns.load(Ordering::Acquire);
     let interval = plan.interval_ns();
@@ -652,17 +676,20 @@ async fn schedule(
             &mut buf,
         );
         let lag_us = shared.now_ns().saturating_sub(planned) / 1000;
-        let mut r = result.borrow_mut();
         let skip =
             plan.fault_skip_every > 0 && seq % plan.fault_skip_every == plan.fault_skip_every - 1;
         let queued = skip
-            || match plan.protocol {
-                Protocol::Raw => client.queue_binary(&buf, plan.send_queue_cap),
-                Protocol::Centrifuge => {
+            || match (plan.protocol, api.as_mut()) {
+                (Protocol::Centrifuge, Some(api)) => {
+                    api.publish(&channels[i], &buf, &mut command).await
+                }
+                (Protocol::Raw, _) => client.queue_binary(&buf, plan.send_queue_cap),
+                (Protocol::Centrifuge, None) => {
                     centrifuge::publish(centrifuge::next_id(seq), &channels[i], &buf, &mut command);
                     client.queue_text(&command, plan.send_queue_cap)
                 }
             };
+        let mut r = result.borrow_mut();
         if queued {
             shared.sent[*id].fetch_add(1, Ordering::Relaxed);
             shared.sent_total.fetch_add(1, Ordering::Relaxed);
@@ -673,4 +700,5 @@ async fn schedule(
         drop(r);
         heap.push(Reverse((planned + interval, i, seq + 1)));
     }
+    api.map(|a| a.answers)
 }

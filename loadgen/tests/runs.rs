@@ -51,9 +51,10 @@ fn server_with(name: &str, extra: &[&str]) -> Server {
         "2",
         "--rate-limit",
         "0",
-        "--api-listen",
-        "off",
     ];
+    if !extra.contains(&"--api-listen") {
+        argv.extend_from_slice(&["--api-listen", "off"]);
+    }
     argv.extend_from_slice(extra);
     let handle = ServerHandle::start(Args::parse_from(argv).opts).expect("server starts");
     let port = handle.local_addr.port();
@@ -448,4 +449,95 @@ fn clients_spread_over_source_addresses() {
     let (ok, log) = srv.run("connect", &bad, "3", &["--source-ips", "192.0.2.1"]);
     assert!(!ok);
     assert!(log.contains("tcp:") && log.contains("×3"), "{log}");
+}
+
+/// `--publish-api`: the same publications through the server API (pipelined HTTP), counted by
+/// the same receivers; nobody publishes over the WebSocket (the namespace forbids it).
+#[test]
+fn publishes_through_the_server_api() {
+    let dir = std::env::temp_dir().join(format!("loadgen-cfg-api-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[client]\ncommand_rate_limit = 0\n[channel.without_namespace]\nallow_subscribe_for_client = true\n",
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let srv = server_with(
+        "api",
+        &[
+            "--config",
+            &cfg,
+            "--token-hmac-secret",
+            SECRET,
+            "--api-listen",
+            "127.0.0.1:0",
+            "--api-key",
+            "k",
+        ],
+    );
+    let api = format!(
+        "http://{}/api",
+        srv.handle.as_ref().unwrap().api_addr.unwrap()
+    );
+    let out = srv.dir.join("run");
+    let (ok, log) = srv.run(
+        "broadcast",
+        &out,
+        "100",
+        &[
+            "--protocol",
+            "centrifuge",
+            "--token-hmac-secret",
+            SECRET,
+            "--rate",
+            "200",
+            "--duration",
+            "1s",
+            "--warmup",
+            "300ms",
+            "--drain",
+            "3s",
+            "--publish-api",
+            &api,
+            "--api-key",
+            "k",
+        ],
+    );
+    assert!(ok, "{log}");
+    let s = summary(&out);
+    assert_eq!(s["params"]["publish_via"], "api");
+    let c = &s["counts"];
+    assert!(c["sent"].as_u64().unwrap() >= 200, "{c}");
+    assert_eq!(c["delivered"], c["expected"], "{log}");
+    assert_eq!(c["lost"], 0, "{log}");
+    // A wrong key: every publish refused, reported as errors and losses.
+    let out = srv.dir.join("badkey");
+    let (_, log) = srv.run(
+        "broadcast",
+        &out,
+        "10",
+        &[
+            "--protocol",
+            "centrifuge",
+            "--token-hmac-secret",
+            SECRET,
+            "--rate",
+            "50",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "200ms",
+            "--drain",
+            "1s",
+            "--publish-api",
+            &api,
+            "--api-key",
+            "wrong",
+        ],
+    );
+    let s = summary(&out);
+    assert_eq!(s["counts"]["delivered"], 0, "{log}");
+    assert!(log.contains("{101: "), "the refusals (101 unauthorized) are reported: {log}");
 }
