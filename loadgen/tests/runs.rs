@@ -539,5 +539,8 @@ fn publishes_through_the_server_api() {
     );
     let s = summary(&out);
     assert_eq!(s["counts"]["delivered"], 0, "{log}");
-    assert!(log.contains("{101: "), "the refusals (101 unauthorized) are reported: {log}");
+    assert!(
+        log.contains("{101: "),
+        "the refusals (101 unauthorized) are reported: {log}"
+    );
 }
