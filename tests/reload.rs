@@ -129,3 +129,49 @@ async fn new_token_keys_from_the_config_file() {
             .contains("\"client\"")
     );
 }
+
+/// The binary itself: `kill -HUP` reloads (and says so), the server keeps serving, SIGTERM
+/// still ends it cleanly.
+#[test]
+fn sighup_to_the_binary_reloads_and_keeps_serving() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("ringcast-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    new_cert(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "off",
+            "--log-format",
+            "json",
+        ])
+        .arg("--cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = rustix::process::Pid::from_child(&child);
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut wait_for = |words: &str| {
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains(words) {
+                return line;
+            }
+        }
+        panic!("the server never logged {words:?}");
+    };
+    wait_for("serving wss://");
+    new_cert(&dir);
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    let line = wait_for("SIGHUP");
+    assert!(line.contains("Ok"), "{line}");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    wait_for("bye");
+    assert!(child.wait().unwrap().success());
+}
