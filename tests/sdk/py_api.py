@@ -8,12 +8,11 @@ Prints "ok <scenario>" per scenario; exits 1 on the first failure.
 import asyncio
 import os
 import ssl
-import sys
 import time
-import traceback
 import urllib.request
 
 import jwt
+import scenarios
 from cent import (
     BroadcastRequest,
     ChannelsRequest,
@@ -205,15 +204,4 @@ SCENARIOS = [
 ]
 
 
-async def main():
-    for s in SCENARIOS:
-        try:
-            await asyncio.wait_for(s(), 30)
-            print(f"ok {s.__name__}", flush=True)
-        except BaseException:
-            print(f"FAILED {s.__name__}:\n{traceback.format_exc()}", flush=True)
-            return 1
-    return 0
-
-
-sys.exit(asyncio.run(main()))
+scenarios.run(SCENARIOS, 30)

@@ -6,11 +6,10 @@ Prints "ok <scenario>" per scenario; exits 1 on the first failure.
 import asyncio
 import os
 import ssl
-import sys
 import time
-import traceback
 
 import jwt
+import scenarios
 from centrifuge import (
     Client,
     ClientEventHandler,
@@ -199,15 +198,4 @@ SCENARIOS = [
 ]
 
 
-async def main():
-    for s in SCENARIOS:
-        try:
-            await asyncio.wait_for(s(), 20)
-            print(f"ok {s.__name__}", flush=True)
-        except BaseException:
-            print(f"FAILED {s.__name__}:\n{traceback.format_exc()}", flush=True)
-            return 1
-    return 0
-
-
-sys.exit(asyncio.run(main()))
+scenarios.run(SCENARIOS, 20)
