@@ -38,6 +38,7 @@ pub mod client_protocol;
 pub mod config;
 pub mod control;
 pub mod engine;
+pub mod files;
 pub mod host;
 pub mod logging;
 pub mod outbox;
