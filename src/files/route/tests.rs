@@ -181,7 +181,8 @@ fn hostile_requests_table() {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let rows: Vec<(&str, &str, String, Vec<(&str, &str)>, u16)> = vec![
+    type Row<'a> = (&'a str, &'a str, String, Vec<(&'a str, &'a str)>, u16);
+    let rows: Vec<Row<'_>> = vec![
         ("GET", good, sig_for_good.clone(), vec![], 200),
         ("GET", good, upper, vec![], 200),
         ("GET", good, String::new(), vec![], 403),
