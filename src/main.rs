@@ -36,6 +36,20 @@ enum Command {
     Check,
     /// Print the effective configuration (flags, environment and --config merged; secrets masked) and exit.
     Config,
+    /// Print a signed link to a file under --files (uses --url-signing-key): PATH relative to the directory.
+    Sign {
+        /// The file, relative to the --files directory (e.g. audio/track.ogg).
+        path: String,
+        /// How long the link works: 90s, 30m, 1h, 7d…
+        #[arg(long, default_value = "1h", value_parser = ringcast::config::units::parse_duration)]
+        ttl: std::time::Duration,
+        /// Put this before the path (e.g. https://chat.example.com).
+        #[arg(long, default_value = "")]
+        base_url: String,
+        /// HMAC-SHA256 key: hex (≥ 32 bytes) or a file holding it.
+        #[arg(long, env = "RINGCAST_URL_SIGNING_KEY", hide_env_values = true)]
+        url_signing_key: String,
+    },
     /// Create the PostgreSQL outbox table, its index and NOTIFY trigger, then exit. Safe to run again.
     OutboxInit {
         /// postgres://user:password@host/database
@@ -68,6 +82,28 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("ringcast: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+
+    if let Some(Command::Sign {
+        path,
+        ttl,
+        base_url,
+        url_signing_key,
+    }) = &cli.command
+    {
+        return match ringcast::files::sign::SigningKey::parse(url_signing_key, None) {
+            Ok(key) => {
+                let expires = ringcast::session::Now::system().unix + ttl.as_secs();
+                let url_path = ringcast::files::sign::file_url_path(path);
+                let link = ringcast::files::sign::signed_url(&key, &url_path, expires);
+                println!("{}{link}", base_url.trim_end_matches('/'));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringcast sign: {e}");
                 ExitCode::from(2)
             }
         };

@@ -83,6 +83,20 @@ impl SigningKey {
     }
 }
 
+/// The URL path of a file (`audio/a b.ogg` → `/files/audio/a%20b.ogg`): every byte but
+/// unreserved characters and `/` percent-encoded, so the link is signed as it will be sent.
+pub fn file_url_path(relative: &str) -> String {
+    let mut out = String::from("/files/");
+    for b in relative.trim_start_matches('/').bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The string the signature covers.
 pub fn canonical(path: &str, expires: u64) -> String {
     format!("{path}\n{expires}")
@@ -221,6 +235,17 @@ mod tests {
             Ok(())
         );
         assert!(signed_url(&new, path, 9_000).starts_with("/files/a?expires=9000&sig="));
+    }
+
+    #[test]
+    fn file_paths_are_encoded_as_sent() {
+        assert_eq!(file_url_path("audio/a b.ogg"), "/files/audio/a%20b.ogg");
+        assert_eq!(file_url_path("/x/ü?.txt"), "/files/x/%C3%BC%3F.txt");
+        assert_eq!(
+            crate::files::path::relative(&file_url_path("a b/ü.txt")).unwrap(),
+            std::path::PathBuf::from("a b/ü.txt"),
+            "the server decodes what sign encodes"
+        );
     }
 
     #[test]

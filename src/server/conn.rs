@@ -33,6 +33,7 @@ use tracing::{debug, info};
 
 use super::app::{Admitted, ClientApp, RawRoom, admit};
 use super::counters::WorkerCounters;
+use super::files;
 use super::options::RecvMode;
 use super::outbound::{Offer, Outbound};
 use super::rate::TokenBucket;
@@ -73,6 +74,10 @@ pub struct Conn {
     closed_with: Cell<Option<(u16, bool)>>,
     /// Events for the session (set by the worker, handled by the reader, which owns it).
     events: RefCell<Vec<ConnEvent>>,
+    /// Notified by the writer each time everything queued has been sent.
+    drained: Notify,
+    /// A file answer is streaming: later requests on the connection wait.
+    pub file_busy: Cell<bool>,
 }
 
 /// Something for a connection's session from outside its reader.
@@ -121,6 +126,47 @@ impl Conn {
     /// Hands an event to the session (the reader runs it on its next turn).
     pub fn post(&self, event: ConnEvent) {
         self.events.borrow_mut().push(event);
+        self.wake_reader.notify();
+    }
+
+    /// Queues bytes of an HTTP answer (`/files/`); false when the connection is closing.
+    pub fn push_raw(&self, bytes: Bytes) -> bool {
+        let ok = self.out.borrow_mut().push_raw(bytes);
+        self.wake_writer.notify();
+        ok
+    }
+
+    /// Waits until everything queued has been sent; false if that takes longer than `limit`
+    /// or the connection broke.
+    pub async fn wait_drained(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.broken.get() || self.writer_done.get() {
+                return false;
+            }
+            if self.out.borrow().backlog() == 0 {
+                return true;
+            }
+            if compio::time::timeout_at(deadline, self.drained.notified())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+
+    /// A file answer is complete: the reader may take the next request.
+    pub fn file_done(&self) {
+        self.file_busy.set(false);
+        self.wake_reader.notify();
+    }
+
+    /// An HTTP answer cannot be completed (or the connection is to close after it): send what
+    /// is queued, then end the connection.
+    pub fn abort_http(&self) {
+        self.file_busy.set(false);
+        self.finish();
         self.wake_reader.notify();
     }
 
@@ -178,6 +224,8 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
         broken: Cell::new(false),
         closed_with: Cell::new(None),
         events: RefCell::new(Vec::new()),
+        drained: Notify::default(),
+        file_busy: Cell::new(false),
     });
     assert_eq!(worker.conns.borrow_mut().insert(conn.clone()), id);
     debug!(conn = id, %peer, "connection accepted");
@@ -265,6 +313,7 @@ async fn write_loop(worker: Rc<Worker>, conn: Rc<Conn>) {
             // busy one reuses its own.
             if idle {
                 worker.send_buffers.give(std::mem::take(&mut buf));
+                conn.drained.notify();
             } else {
                 buf.clear()
             }
@@ -289,6 +338,8 @@ enum Phase {
         decoder: Box<Decoder>,
         bucket: Option<TokenBucket>,
     },
+    /// HTTP/1.1 keep-alive for `/files/`: `head` collects the next request(s).
+    Files { head: Vec<u8> },
     /// Nothing more is read from the peer: the connection ends once the writer is done.
     Ending,
 }
@@ -413,6 +464,9 @@ impl Reader {
                     break;
                 }
                 Wake::Signal => {
+                    if matches!(self.phase, Phase::Files { .. }) {
+                        let _ = self.serve_files();
+                    }
                     let events = std::mem::take(&mut *conn.events.borrow_mut());
                     for event in events {
                         match (&mut self.client, event) {
@@ -481,6 +535,10 @@ impl Reader {
             // Not `last_rx + idle_timeout`: that moves with every message and would re-arm the
             // timer each time. The idle check runs when the timer fires (see `on_timer`).
             Phase::Open { .. } => (self.last_ping + opts.heartbeat).min(self.idle_check_at),
+            // A streaming answer bounds itself (`files::stream`); between requests the next
+            // head must come within the handshake timeout.
+            Phase::Files { .. } if self.conn.file_busy.get() => self.last_rx + opts.idle_timeout,
+            Phase::Files { .. } => self.last_rx + opts.handshake_timeout,
             // Bounded time for the writer to flush the last frames to a peer that may not read.
             Phase::Ending => return self.ending_since + opts.close_timeout,
         };
@@ -513,6 +571,15 @@ impl Reader {
             return;
         }
         match self.phase {
+            Phase::Files { .. }
+                if !conn.file_busy.get() && now >= self.last_rx + opts.handshake_timeout =>
+            {
+                debug!(
+                    conn = conn.id,
+                    "no next request in time: closing the keep-alive connection"
+                );
+                self.end();
+            }
             Phase::Upgrading { .. } if now >= self.accepted + opts.handshake_timeout => {
                 self.worker
                     .shared
@@ -588,7 +655,72 @@ impl Reader {
                 self.on_request_bytes(now)
             }
             Phase::Open { .. } => self.decode(plain, now),
+            Phase::Files { head } => {
+                // Requests pipelined behind a streaming answer wait here, bounded.
+                if head.len() + plain.len() > 4 * files::MAX_HEAD {
+                    debug!(
+                        conn = self.conn.id,
+                        "too many pipelined request bytes: closing"
+                    );
+                    self.end();
+                    return ControlFlow::Break(());
+                }
+                head.extend_from_slice(plain);
+                self.serve_files()
+            }
             Phase::Ending => ControlFlow::Break(()),
+        }
+    }
+
+    /// Answers the requests collected so far, one at a time (a streaming answer first ends).
+    fn serve_files(&mut self) -> ControlFlow<()> {
+        let Some(cfg) = self.worker.shared.files.clone() else {
+            self.end();
+            return ControlFlow::Break(());
+        };
+        loop {
+            if self.conn.file_busy.get() {
+                return ControlFlow::Continue(());
+            }
+            if self.conn.out.borrow().finishing() {
+                self.end();
+                return ControlFlow::Break(());
+            }
+            let Phase::Files { head } = &mut self.phase else {
+                return ControlFlow::Break(());
+            };
+            if head.is_empty() {
+                return ControlFlow::Continue(());
+            }
+            match files::answer(&self.worker, &self.conn, &cfg, head) {
+                files::Parsed::Partial => return ControlFlow::Continue(()),
+                files::Parsed::Answered {
+                    used,
+                    keep_alive,
+                    stream,
+                } => {
+                    head.drain(..used.min(head.len()));
+                    match stream {
+                        Some((path, start, len)) => {
+                            self.conn.file_busy.set(true);
+                            let task = files::stream(
+                                self.worker.clone(),
+                                self.conn.clone(),
+                                path,
+                                start,
+                                len,
+                                keep_alive,
+                            );
+                            compio::runtime::spawn(task).detach();
+                        }
+                        None if !keep_alive => {
+                            self.end();
+                            return ControlFlow::Break(());
+                        }
+                        None => {}
+                    }
+                }
+            }
         }
     }
 
@@ -599,6 +731,10 @@ impl Reader {
         };
         let head = std::mem::take(head);
         let reject = *reject;
+        if self.worker.shared.files.is_some() && files::is_files_request(&head) {
+            self.phase = Phase::Files { head };
+            return self.serve_files();
+        }
         let (request, used) = match parse_request(&head) {
             Ok(None) => {
                 self.phase = Phase::Upgrading { head, reject };

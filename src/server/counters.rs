@@ -22,6 +22,23 @@ pub struct WorkerCounters {
     pub protocol_closed: AtomicU64,
     pub subs_added: AtomicU64,
     pub subs_removed: AtomicU64,
+    /// `/files/` answers by status ([`FILE_STATUSES`], the last slot: any other).
+    pub file_answers: [AtomicU64; FILE_STATUSES.len() + 1],
+    /// File bytes handed to the connections' queues.
+    pub file_bytes: AtomicU64,
+}
+
+/// The statuses `/files/` answers are counted by.
+pub const FILE_STATUSES: [u16; 11] = [200, 204, 206, 304, 400, 403, 404, 405, 416, 431, 503];
+
+impl WorkerCounters {
+    pub fn file_answer(&self, status: u16) {
+        let i = FILE_STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(FILE_STATUSES.len());
+        Self::add(&self.file_answers[i], 1);
+    }
 }
 
 impl WorkerCounters {

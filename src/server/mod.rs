@@ -9,6 +9,7 @@
 //! | [`admission`] | the door: origins, per-IP connect rate, upgrade tokens, per-user counts |
 //! | [`app`] | raw room or client protocol session, chosen at the upgrade; the session's host |
 //! | [`conn`] | a connection's reader and writer tasks, timers, closing |
+//! | [`files`] | `/files/` keep-alive HTTP on the listener: answers, streaming one chunk in flight |
 //! | [`counters`] | per-worker counters and the publish latency histogram, for `/metrics` |
 //! | [`outbound`] | a connection's bounded outbound queue |
 //! | [`rooms`] | room directory (which workers) and local member lists |
@@ -26,6 +27,7 @@ pub mod app;
 pub mod check;
 pub mod conn;
 pub mod counters;
+pub mod files;
 pub mod inbox;
 pub mod listener;
 pub mod options;
@@ -68,6 +70,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Files(#[from] options::FilesError),
     #[error("--workers must be between 1 and {MAX_WORKERS}, not {0}")]
     Workers(usize),
     #[error(
@@ -122,6 +126,8 @@ pub struct ServerShared {
     pub publish_latency: counters::LatencyHistogram,
     /// Unix seconds the server started.
     pub started: u64,
+    /// `--files`: signed-URL file streaming on this listener.
+    pub files: Option<Arc<crate::files::route::FilesConfig>>,
 }
 
 /// The engine's outlet: a publication's frame into the inboxes of the workers with subscribers.
@@ -210,6 +216,7 @@ impl ServerHandle {
             });
         }
         let app = Arc::new(crate::config::AppConfig::build(&opts.app)?);
+        let files = opts.files.config()?.map(Arc::new);
         let (tls, cert, reloadable) = if opts.plaintext {
             (None, None, None)
         } else {
@@ -258,6 +265,7 @@ impl ServerHandle {
                 .collect(),
             publish_latency: counters::LatencyHistogram::default(),
             started: crate::session::Now::system().unix,
+            files,
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(n);

@@ -93,6 +93,82 @@ pub struct ServerOptions {
     pub recv_mode: RecvMode,
     #[command(flatten)]
     pub app: crate::config::AppFlags,
+    #[command(flatten)]
+    pub files: FilesFlags,
+}
+
+/// Signed-URL file streaming on this listener (`/files/…`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FilesFlags {
+    /// Serve GET/HEAD /files/<path>?expires=…&sig=… from this directory (needs --url-signing-key).
+    #[arg(long, env = "RINGCAST_FILES")]
+    pub files: Option<std::path::PathBuf>,
+    /// HMAC-SHA256 key for links: hex (≥ 32 bytes) or a file holding it.
+    #[arg(long, env = "RINGCAST_URL_SIGNING_KEY", hide_env_values = true)]
+    pub url_signing_key: Option<String>,
+    /// A previous key, still accepted (rotation).
+    #[arg(
+        long,
+        env = "RINGCAST_URL_SIGNING_PREVIOUS_KEY",
+        hide_env_values = true
+    )]
+    pub url_signing_previous_key: Option<String>,
+    /// Until when (unix seconds) the previous key is accepted; default: no end.
+    #[arg(long, env = "RINGCAST_URL_SIGNING_PREVIOUS_KEY_VALID_UNTIL")]
+    pub url_signing_previous_key_valid_until: Option<u64>,
+    /// Cache-Control sent with files (e.g. "private, max-age=3600"); none by default.
+    #[arg(long, env = "RINGCAST_FILES_CACHE_CONTROL")]
+    pub files_cache_control: Option<String>,
+    /// Origins allowed to read files cross-origin, comma-separated (`*` = any); none by default.
+    #[arg(long, env = "RINGCAST_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+/// Why the file settings were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("--files needs --url-signing-key (hex, at least 32 bytes, or a file holding it)")]
+    NoKey,
+    #[error(transparent)]
+    Key(#[from] crate::files::sign::KeyError),
+    #[error("--files {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl FilesFlags {
+    /// The signing keys, newest first (for `ringcast sign` and the server).
+    pub fn keys(&self) -> Result<Vec<crate::files::sign::SigningKey>, FilesError> {
+        use crate::files::sign::SigningKey;
+        let key = self.url_signing_key.as_deref().ok_or(FilesError::NoKey)?;
+        let mut keys = vec![SigningKey::parse(key, None)?];
+        if let Some(prev) = &self.url_signing_previous_key {
+            keys.push(SigningKey::parse(
+                prev,
+                self.url_signing_previous_key_valid_until,
+            )?);
+        }
+        Ok(keys)
+    }
+
+    /// None without `--files`.
+    pub fn config(&self) -> Result<Option<crate::files::route::FilesConfig>, FilesError> {
+        let Some(dir) = &self.files else {
+            return Ok(None);
+        };
+        let root = dir.canonicalize().map_err(|source| FilesError::Dir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Some(crate::files::route::FilesConfig {
+            root,
+            keys: self.keys()?,
+            cache_control: self.files_cache_control.clone(),
+            cors_origins: self.cors_origins.clone(),
+        }))
+    }
 }
 
 impl ServerOptions {

@@ -62,6 +62,16 @@ impl Outbound {
         }
     }
 
+    /// Queues raw bytes of an HTTP answer (a response head, a file chunk): not limited here,
+    /// the file stream keeps one chunk in flight itself. False when the connection is closing.
+    pub fn push_raw(&mut self, bytes: Bytes) -> bool {
+        if self.close_queued || self.finish {
+            return false;
+        }
+        self.push(bytes);
+        true
+    }
+
     /// Queues a Close frame, dropping data frames not yet sent when `discard_pending` (a slow
     /// consumer must not wait for its backlog). False when a Close was already queued.
     pub fn push_close(&mut self, frame: Bytes, discard_pending: bool) -> bool {
