@@ -4,6 +4,7 @@
 //! (for frames a well-behaved client library refuses to send).
 #![allow(dead_code)]
 
+pub mod files;
 pub mod postgres;
 
 use std::path::PathBuf;
