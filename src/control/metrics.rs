@@ -296,6 +296,27 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
             Family::Gauge(vec![(Vec::new(), o.lag_seconds.round() as i64)]),
         ));
     }
+    s.counters(
+        "ringcast_file_answers",
+        "/files/ answers by HTTP status.",
+        crate::server::counters::FILE_STATUSES
+            .iter()
+            .map(|st| st.to_string())
+            .chain(std::iter::once("other".to_owned()))
+            .enumerate()
+            .map(|(i, status)| {
+                (
+                    vec![("status", status)],
+                    sum(shared, |w| load(&w.file_answers[i])),
+                )
+            })
+            .collect(),
+    );
+    s.counter(
+        "ringcast_file_bytes",
+        "File bytes sent by /files/.",
+        sum(shared, |w| load(&w.file_bytes)),
+    );
     s.gauge(
         "ringcast_start_time_seconds",
         "Unix time the server started.",
