@@ -157,3 +157,72 @@ async fn pipelined_requests_are_answered_in_order() {
     );
     assert!(text.contains("Content-Range: bytes 10-14/100000"), "{text}");
 }
+
+/// ffprobe (Debian ffmpeg) reads a signed Ogg link over TLS: to find the duration it seeks to
+/// the end with a Range request, which the server answers 206.
+#[test]
+fn ffprobe_reads_a_signed_audio_link_seeking_with_ranges() {
+    if Command::new("ffprobe").arg("-version").output().is_err() {
+        let required = std::env::var("RINGCAST_REQUIRE_FFMPEG").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "ffprobe is required (RINGCAST_REQUIRE_FFMPEG=1): apt-get install ffmpeg"
+        );
+        eprintln!("ffprobe not installed: skipped (apt-get install ffmpeg)");
+        return;
+    }
+    let f = start();
+    let tone = f.dir.join("audio/tone.ogg");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=20",
+        ])
+        .args(["-c:a", "libvorbis", "-q:a", "2"])
+        .arg(&tone)
+        .status()
+        .unwrap();
+    assert!(made.success(), "ffmpeg made the test file");
+    let url = f.url("audio/tone.ogg");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-tls_verify", "1", "-ca_file"])
+        .arg(f.server.cert_path())
+        .args(["-show_entries", "format=duration", "-of", "csv=p=0", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let duration: f64 = text.trim().parse().unwrap();
+    assert!((duration - 20.0).abs() < 0.1, "duration {duration}");
+    let metrics = metrics(&f);
+    let partial = metrics
+        .lines()
+        .find(|l| l.starts_with("ringcast_file_answers_total{status=\"206\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap();
+    assert!(
+        partial >= 1,
+        "ffprobe seeked with a Range request: {metrics}"
+    );
+}
+
+fn metrics(f: &common::files::Files) -> String {
+    use std::io::{Read, Write};
+    let api = f.server.handle().api_addr.unwrap();
+    let mut s = std::net::TcpStream::connect(api).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
