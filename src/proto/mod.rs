@@ -11,12 +11,14 @@
 //! | [`control`] | Ping/Pong/Close payloads on the stack |
 //! | [`message`] | fragmentation rules and message size across frames |
 //! | [`decoder`] | one connection's byte stream → events, payload unmasked into a shareable frame |
+//! | [`deflate_negotiation`] | permessage-deflate offers → the one accepted (no context takeover both ways) |
 //! | [`encode`] | server and client frame encoding |
 //! | [`error`] | [`ProtocolError`]: each rule broken, with the close code it earns |
 
 pub mod close;
 pub mod control;
 pub mod decoder;
+pub mod deflate_negotiation;
 pub mod encode;
 pub mod error;
 pub mod frame;
