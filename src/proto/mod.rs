@@ -11,6 +11,7 @@
 //! | [`control`] | Ping/Pong/Close payloads on the stack |
 //! | [`message`] | fragmentation rules and message size across frames |
 //! | [`decoder`] | one connection's byte stream → events, payload unmasked into a shareable frame |
+//! | [`deflate`] | permessage-deflate payloads: one compressor per window size, a bounded inflater |
 //! | [`deflate_negotiation`] | permessage-deflate offers → the one accepted (no context takeover both ways) |
 //! | [`encode`] | server and client frame encoding |
 //! | [`error`] | [`ProtocolError`]: each rule broken, with the close code it earns |
@@ -18,6 +19,7 @@
 pub mod close;
 pub mod control;
 pub mod decoder;
+pub mod deflate;
 pub mod deflate_negotiation;
 pub mod encode;
 pub mod error;
