@@ -199,6 +199,22 @@ fn deploy_checks(opts: &ServerOptions, out: &mut String) -> bool {
             let _ = writeln!(out, "configuration    INVALID: {e}");
         }
     }
+    match opts.files.config() {
+        Ok(None) => {}
+        Ok(Some(f)) => {
+            let _ = writeln!(
+                out,
+                "files            {} ({} signing key{})",
+                f.root.display(),
+                f.keys.len(),
+                if f.keys.len() == 1 { "" } else { "s" }
+            );
+        }
+        Err(e) => {
+            ok = false;
+            let _ = writeln!(out, "files            UNUSABLE: {e}");
+        }
+    }
     if opts.plaintext {
         let _ = writeln!(out, "certificate      none (--plaintext)");
         return ok;
