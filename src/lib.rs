@@ -34,6 +34,7 @@
 pub mod api;
 pub mod auth;
 pub mod channels;
+pub mod chat;
 pub mod client_protocol;
 pub mod config;
 pub mod control;
