@@ -12,8 +12,7 @@ fn name_char(c: char) -> bool {
 pub fn parse(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut prev: Option<char> = None;
-    let mut it = text.char_indices().peekable();
-    while let Some((i, c)) = it.next() {
+    for (i, c) in text.char_indices() {
         let starts = c == '@' && prev.is_none_or(|p| !(name_char(p) || p == '@'));
         prev = Some(c);
         if !starts {
