@@ -22,7 +22,7 @@ use crate::client_protocol::Disconnect;
 use crate::client_protocol::codes::{ClientError, MAX_REASON_LEN};
 use crate::client_protocol::reply::ClientInfo;
 use crate::config::AppConfig;
-use crate::engine::{EngineError, HistoryOptions, HistoryQuery, StreamPosition};
+use crate::engine::{HistoryOptions, HistoryQuery, StreamPosition};
 use crate::session::{history_options, raw_publications};
 
 const AUDIT: &str = "ringcast::audit";
@@ -83,13 +83,6 @@ fn required(what: &str, value: &str) -> Result<(), ClientError> {
         Err(ClientError::BAD_REQUEST.with_detail(format_args!("{what} required")))
     } else {
         Ok(())
-    }
-}
-
-fn engine_error(e: EngineError) -> ClientError {
-    match e {
-        EngineError::NoHistory => ClientError::NOT_AVAILABLE.with_detail(e),
-        EngineError::TooManyChannels(_) => ClientError::LIMIT_EXCEEDED.with_detail(e),
     }
 }
 
@@ -170,19 +163,24 @@ impl Api {
                 error: Some(e.code),
             };
         };
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            let e = ClientError::BAD_REQUEST.with_detail(format_args!("body is not JSON: {e}"));
+        let answer = if method == Method::Batch {
+            self.batch(body, host, survey, now)
+        } else {
+            self.one(method, body, host, survey, now)
+        };
+        // Each method decodes its body once; only a refused one is checked for being JSON at
+        // all (HTTP 400 then, instead of a 107 answer).
+        if let Err(e) = &answer
+            && e.code == ClientError::BAD_REQUEST.code
+            && let Err(why) = serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        {
+            let e = ClientError::BAD_REQUEST.with_detail(format_args!("body is not JSON: {why}"));
             return Outcome {
                 status: 400,
                 body: error_body(&e),
                 error: Some(e.code),
             };
         }
-        let answer = if method == Method::Batch {
-            self.batch(body, host, survey, now)
-        } else {
-            self.one(method, body, host, survey, now)
-        };
         match answer {
             Ok(result) => {
                 let mut out = Vec::with_capacity(result.len() + 11);
@@ -387,6 +385,7 @@ impl Api {
                 Ok(json(&serde_json::json!({ "channels": channels })))
             }
             Method::Info => {
+                decode::<serde::de::IgnoredAny>(body)?;
                 let survey = survey.ok_or_else(|| no_survey(method))?;
                 let n = &self.node;
                 Ok(json(&serde_json::json!({"nodes": [{
@@ -429,7 +428,7 @@ impl Api {
         let p = host
             .engine()
             .publish(channel, data, info, history, now)
-            .map_err(engine_error)?;
+            .map_err(ClientError::from)?;
         if let Some(k) = key {
             self.idempotency.put(channel, k, p.clone(), now);
         }
@@ -482,7 +481,7 @@ impl Api {
         let (items, top) = host
             .engine()
             .history(&r.channel, query, opts, now)
-            .map_err(engine_error)?;
+            .map_err(ClientError::from)?;
         if let Some(since) = &r.since
             && since.epoch != *top.epoch
         {

@@ -137,7 +137,7 @@ pub struct Survey {
     pub clients: u64,
     /// Subscriptions.
     pub subs: u64,
-    /// Distinct users with a connection.
+    /// Distinct users with a connection (server-wide: set by whoever assembles the survey).
     pub users: u64,
 }
 
@@ -149,7 +149,6 @@ impl Survey {
         }
         self.clients += other.clients;
         self.subs += other.subs;
-        self.users = self.users.max(other.users);
     }
 }
 

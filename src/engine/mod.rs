@@ -75,6 +75,18 @@ pub enum EngineError {
     TooManyChannels(usize),
 }
 
+/// What a client (or the server API) is told: 108 for a channel without history, 106 for
+/// the channel bound.
+impl From<EngineError> for crate::client_protocol::codes::ClientError {
+    fn from(e: EngineError) -> Self {
+        use crate::client_protocol::codes::ClientError;
+        match e {
+            EngineError::NoHistory => ClientError::NOT_AVAILABLE.with_detail(e),
+            EngineError::TooManyChannels(_) => ClientError::LIMIT_EXCEEDED.with_detail(e),
+        }
+    }
+}
+
 /// Where published frames go: the runtime's side of the engine.
 pub trait Outlet: Send + Sync {
     /// Wraps an encoded push into what subscribers receive (a WebSocket text frame).

@@ -69,7 +69,8 @@ fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn text(status: u16, msg: &str) -> Answer {
+/// A short plain-text answer (errors, refusals).
+pub fn text(status: u16, msg: &str) -> Answer {
     let body = format!("{msg}\n");
     Answer {
         status,

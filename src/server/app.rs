@@ -19,8 +19,7 @@ use crate::client_protocol::codes::ClientError;
 use crate::client_protocol::reply::ClientInfo;
 use crate::client_protocol::{self as cp, Disconnect};
 use crate::engine::{
-    Broker, EngineError, HistoryOptions, HistoryQuery, PresenceEntry, PresenceManager, Stored,
-    StreamPosition,
+    Broker, HistoryOptions, HistoryQuery, PresenceEntry, PresenceManager, Stored, StreamPosition,
 };
 use crate::proto::encode::server_frame;
 use crate::proto::handshake::{Request, Status, error_response};
@@ -225,13 +224,6 @@ impl ConnHost<'_> {
     }
 }
 
-fn engine_error(e: EngineError) -> ClientError {
-    match e {
-        EngineError::NoHistory => ClientError::NOT_AVAILABLE.with_detail(e),
-        EngineError::TooManyChannels(_) => ClientError::LIMIT_EXCEEDED.with_detail(e),
-    }
-}
-
 impl Host for ConnHost<'_> {
     fn join(&mut self, channel: &str) -> Result<(), ClientError> {
         let shared = &self.worker.shared;
@@ -279,7 +271,7 @@ impl Host for ConnHost<'_> {
         let shared = &self.worker.shared;
         let r = shared.engine.publish(channel, data, info, history, now);
         shared.publish_latency.observe(now.elapsed());
-        r.map_err(engine_error)
+        r.map_err(ClientError::from)
     }
 
     fn history(
@@ -293,7 +285,7 @@ impl Host for ConnHost<'_> {
             .shared
             .engine
             .history(channel, query, history, now)
-            .map_err(engine_error)
+            .map_err(ClientError::from)
     }
 
     fn presence_event(&mut self, channel: &str, join: bool, info: &ClientInfo<'_>) {

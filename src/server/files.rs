@@ -18,7 +18,7 @@ use super::conn::Conn;
 use super::counters::WorkerCounters;
 use super::worker::Worker;
 use crate::files::path::{PathError, resolve};
-use crate::files::route::{Answer, Body, FileRequest, FilesConfig, Stat};
+use crate::files::route::{Body, FileRequest, FilesConfig, Stat, text};
 
 /// Largest chunk read and queued at once.
 pub const CHUNK: usize = 64 * 1024;
@@ -56,16 +56,6 @@ fn open(root: &Path, rel: &Path) -> Result<Stat, PathError> {
     })
 }
 
-fn plain(status: u16, msg: &str) -> Answer {
-    let body = format!("{msg}\n");
-    Answer {
-        status,
-        headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
-        length: body.len() as u64,
-        body: Body::Text(body),
-    }
-}
-
 /// Parses the head at the start of `buf` and queues its answer on `conn`.
 pub fn answer(worker: &Worker, conn: &Conn, cfg: &FilesConfig, buf: &[u8]) -> Parsed {
     let counters = &worker.shared.counters[worker.index];
@@ -75,14 +65,14 @@ pub fn answer(worker: &Worker, conn: &Conn, cfg: &FilesConfig, buf: &[u8]) -> Pa
     let (answer, used, keep_alive) = match req.parse(buf) {
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Parsed::Partial,
         Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => (
-            plain(431, "request header fields too large"),
+            text(431, "request header fields too large"),
             buf.len(),
             false,
         ),
         Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
-            (plain(431, "request header fields too large"), n, false)
+            (text(431, "request header fields too large"), n, false)
         }
-        Err(e) => (plain(400, &format!("bad request: {e}")), buf.len(), false),
+        Err(e) => (text(400, &format!("bad request: {e}")), buf.len(), false),
         Ok(httparse::Status::Complete(n)) => {
             let (method, target) = (req.method.unwrap_or(""), req.path.unwrap_or(""));
             let (path, query) = match target.split_once('?') {

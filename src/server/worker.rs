@@ -174,10 +174,7 @@ impl Worker {
                 }
             }
             Control::Survey(reply) => {
-                let mut survey = Survey {
-                    users: self.shared.users.len() as u64,
-                    ..Survey::default()
-                };
+                let mut survey = Survey::default();
                 for room in self.channels.borrow().iter() {
                     let n = room.members.len() as u32;
                     survey.subs += n as u64;
