@@ -203,7 +203,12 @@ fn ffprobe_reads_a_signed_audio_link_seeking_with_ranges() {
     );
     let duration: f64 = text.trim().parse().unwrap();
     assert!((duration - 20.0).abs() < 0.1, "duration {duration}");
-    let metrics = metrics(&f);
+    let api = f.server.handle().api_addr.unwrap();
+    let metrics = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(common::http_get(api, "/metrics"));
     let partial = metrics
         .lines()
         .find(|l| l.starts_with("ringcast_file_answers_total{status=\"206\"}"))
@@ -214,15 +219,4 @@ fn ffprobe_reads_a_signed_audio_link_seeking_with_ranges() {
         partial >= 1,
         "ffprobe seeked with a Range request: {metrics}"
     );
-}
-
-fn metrics(f: &common::files::Files) -> String {
-    use std::io::{Read, Write};
-    let api = f.server.handle().api_addr.unwrap();
-    let mut s = std::net::TcpStream::connect(api).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }

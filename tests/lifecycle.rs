@@ -190,7 +190,6 @@ async fn shutdown_is_bounded_when_a_client_never_answers_the_close() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_in_batches_with_3001_for_protocol_clients() {
     use futures_util::SinkExt;
-    use tokio::io::AsyncWriteExt;
     let mut s = common::start(&[
         "--drain-batch",
         "2",
@@ -214,13 +213,7 @@ async fn drain_in_batches_with_3001_for_protocol_clients() {
     let started = Instant::now();
     // While draining, /ready says so (load balancers stop sending new clients).
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let mut probe = tokio::net::TcpStream::connect(api).await.unwrap();
-    probe
-        .write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = String::new();
-    probe.read_to_string(&mut answer).await.unwrap();
+    let answer = common::http_get(api, "/ready").await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     let mut closed_at = Vec::new();
     for ws in clients.iter_mut() {

@@ -144,7 +144,7 @@ async fn rows_reach_an_sdk_subscriber_in_order_across_a_database_restart() {
     assert_eq!(count_pending(&pg).await, 0, "every row marked");
     // The consumer reconnected (its figures say so).
     let api = s.handle().api_addr.unwrap();
-    let metrics = http_get(api, "/metrics").await;
+    let metrics = common::http_get(api, "/metrics").await;
     assert!(
         metrics.contains(&format!("ringcast_outbox_applied_total {N}")),
         "{metrics}"
@@ -153,17 +153,6 @@ async fn rows_reach_an_sdk_subscriber_in_order_across_a_database_restart() {
         !metrics.contains("ringcast_outbox_reconnects_total 0\n"),
         "{metrics}"
     );
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 /// A protocol client subscribed to `orders:o`, returning the `n` of each publication.

@@ -299,3 +299,15 @@ pub async fn next_msg(ws: &mut Ws) -> Message {
 pub async fn send_text(ws: &mut Ws, s: &str) {
     ws.send(Message::text(s)).await.unwrap();
 }
+
+/// `GET path` on a plain-HTTP listener (the server API's), `Connection: close`: the whole
+/// response, head and body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
