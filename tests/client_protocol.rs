@@ -40,11 +40,7 @@ personal_channel_namespace = "personal"
 "#;
 
 fn config_file() -> String {
-    let dir = std::env::temp_dir().join(format!("ringcast-cp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("config.toml");
-    std::fs::write(&p, CONFIG).unwrap();
-    p.to_str().unwrap().to_owned()
+    common::temp_file("config.toml", CONFIG)
 }
 
 fn server(extra: &[&str]) -> TestServer {

@@ -184,9 +184,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn env(history_size: usize) -> Arc<SessionEnv> {
+    // A file per call: tests run in parallel, and a shared path could be read half-written.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("ringcast-interleavings-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("h{history_size}.toml"));
+    let path = dir.join(format!("h{history_size}-{n}.toml"));
     let config = format!(
         r#"
 [client]

@@ -40,11 +40,7 @@ force_recovery = true
 presence = true
 join_leave = true
 "#;
-    let dir = std::env::temp_dir().join(format!("ringcast-sdk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("config.toml");
-    std::fs::write(&p, cfg).unwrap();
-    p.to_str().unwrap().to_owned()
+    common::temp_file("config.toml", cfg)
 }
 
 fn server() -> common::TestServer {

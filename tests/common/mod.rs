@@ -41,6 +41,18 @@ pub struct TestServer {
     dir: PathBuf,
 }
 
+/// Writes `contents` to a file of its own (never shared with another test running in
+/// parallel, so no server reads a half-written config) and returns its path.
+pub fn temp_file(name: &str, contents: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ringcast-tmp-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, contents).unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
 /// Starts a server with the given extra flags (rate limit off unless a test sets it).
 pub fn start(extra: &[&str]) -> TestServer {
     if std::env::var_os("RUST_LOG").is_some() {
