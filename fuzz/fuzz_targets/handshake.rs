@@ -12,7 +12,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(req.path.starts_with('/'));
             let accept = req.accept_key();
             assert_eq!(accept.len(), 28);
-            let resp = switching_protocols(&accept, req.protocols().next());
+            // The permessage-deflate negotiation sees every extension header the parser lets through.
+            let agreed = ringcast::proto::deflate_negotiation::negotiate(req.extensions());
+            let resp = switching_protocols(
+                &accept,
+                req.protocols().next(),
+                agreed.as_ref().map(|(_, h)| h.as_str()),
+            );
             assert!(resp.starts_with(b"HTTP/1.1 101 "));
             assert!(resp.ends_with(b"\r\n\r\n"));
             let _ = req.extensions().count();

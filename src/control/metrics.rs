@@ -21,6 +21,8 @@ type Labels = Vec<(&'static str, String)>;
 #[derive(Debug)]
 enum Family {
     Counter(Vec<(Labels, u64)>),
+    /// A counter of seconds.
+    Seconds(f64),
     Gauge(Vec<(Labels, i64)>),
     Histogram {
         sum: f64,
@@ -41,6 +43,10 @@ impl Snapshot {
     fn counters(&mut self, name: &'static str, help: &'static str, v: Vec<(Labels, u64)>) {
         self.0.push((name, help, Family::Counter(v)));
     }
+    fn seconds(&mut self, name: &'static str, help: &'static str, nanos: u64) {
+        self.0
+            .push((name, help, Family::Seconds(nanos as f64 / 1e9)));
+    }
     fn gauge(&mut self, name: &'static str, help: &'static str, v: i64) {
         self.0
             .push((name, help, Family::Gauge(vec![(Vec::new(), v)])));
@@ -59,6 +65,10 @@ impl Collector for Snapshot {
                     for (labels, v) in values {
                         ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
                     }
+                }
+                Family::Seconds(v) => {
+                    let m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                    ConstCounter::new(*v).encode(m)?;
                 }
                 Family::Gauge(values) => {
                     let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
@@ -316,6 +326,41 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
         "ringcast_file_bytes",
         "File bytes sent by /files/.",
         sum(shared, |w| load(&w.file_bytes)),
+    );
+    s.counter(
+        "ringcast_deflate_messages_compressed",
+        "Messages compressed with permessage-deflate (once per worker and window size for a broadcast, not per recipient).",
+        sum(shared, |w| load(&w.compression.compressed)),
+    );
+    s.counter(
+        "ringcast_deflate_messages_skipped",
+        "Data frames sent plain to compressing connections: under --compression-min-size, or no gain.",
+        sum(shared, |w| load(&w.compression.skipped)),
+    );
+    s.counter(
+        "ringcast_deflate_bytes_before",
+        "Payload bytes of compressed messages before compression.",
+        sum(shared, |w| load(&w.compression.bytes_before)),
+    );
+    s.counter(
+        "ringcast_deflate_bytes_after",
+        "Payload bytes of compressed messages after compression.",
+        sum(shared, |w| load(&w.compression.bytes_after)),
+    );
+    s.seconds(
+        "ringcast_deflate_compress_seconds",
+        "Time spent compressing.",
+        sum(shared, |w| load(&w.compression.compress_ns)),
+    );
+    s.counter(
+        "ringcast_deflate_messages_inflated",
+        "Compressed messages received and inflated.",
+        sum(shared, |w| load(&w.compression.inflated)),
+    );
+    s.seconds(
+        "ringcast_deflate_inflate_seconds",
+        "Time spent inflating received messages.",
+        sum(shared, |w| load(&w.compression.inflate_ns)),
     );
     s.gauge(
         "ringcast_start_time_seconds",

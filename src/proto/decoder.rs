@@ -15,6 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::close::{CloseBody, parse_close_payload};
 use super::control::ControlPayload;
+use super::deflate::{InflateError, Inflater};
 use super::encode::{encode_header, header_len};
 use super::error::ProtocolError;
 use super::frame::{Decoded, FrameConfig, FrameHeader, MAX_HEADER_LEN, Role, decode_header};
@@ -39,10 +40,51 @@ pub struct DecoderConfig {
 #[derive(Debug)]
 pub struct Message {
     pub kind: DataKind,
+    /// permessage-deflate data (RSV1): [`Message::inflate`] it before reading.
+    pub compressed: bool,
     buf: BytesMut,
 }
 
 impl Message {
+    /// A compressed message inflated (the worker's [`Inflater`], reset for it), its payload at
+    /// most `limit` bytes — past that the inflater stops, one chunk over at worst, and the
+    /// message earns 1009 — and Text checked for UTF-8 (1007). Also returns the compressed
+    /// buffer, for [`Decoder::recycle`]. An uncompressed message comes back as it is.
+    pub fn inflate(
+        self,
+        inflater: &mut Inflater,
+        limit: u64,
+    ) -> Result<(Message, Option<BytesMut>), ProtocolError> {
+        if !self.compressed {
+            return Ok((self, None));
+        }
+        let mut out = Vec::with_capacity(HEADER_ROOM + self.payload().len().max(64));
+        out.resize(HEADER_ROOM, 0);
+        let limit = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .saturating_add(HEADER_ROOM);
+        inflater.begin();
+        inflater
+            .inflate(self.payload(), true, limit, &mut out)
+            .map_err(|e| match e {
+                InflateError::TooBig => ProtocolError::MessageTooLarge {
+                    len: out.len().saturating_sub(HEADER_ROOM) as u64,
+                    max: (limit - HEADER_ROOM) as u64,
+                },
+                InflateError::Corrupt => ProtocolError::BadCompressedData,
+            })?;
+        if self.kind == DataKind::Text && std::str::from_utf8(&out[HEADER_ROOM..]).is_err() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        let inflated = Message {
+            kind: self.kind,
+            compressed: false,
+            // A unique Vec-backed Bytes becomes a BytesMut without a copy.
+            buf: BytesMut::from(Bytes::from(out)),
+        };
+        Ok((inflated, Some(self.buf)))
+    }
+
     pub fn payload(&self) -> &[u8] {
         &self.buf[HEADER_ROOM..]
     }
@@ -136,6 +178,11 @@ impl Decoder {
             buf.clear();
             self.msg = buf;
         }
+    }
+
+    /// permessage-deflate was agreed: RSV1 may mark a message compressed.
+    pub fn allow_compression(&mut self) {
+        self.frame_cfg.allowed_rsv = 0b100;
     }
 
     /// True when no frame or message is partly read (a clean place for the stream to end).
@@ -249,6 +296,7 @@ impl Decoder {
                 self.assembler.on_frame_end()?.map(|end| {
                     Event::Message(Message {
                         kind: end.kind,
+                        compressed: end.compressed,
                         buf: std::mem::take(&mut self.msg),
                     })
                 })
@@ -439,5 +487,101 @@ mod tests {
         assert_eq!(m.payload(), b"two");
         assert_eq!(m.payload().as_ptr(), ptr, "recycled buffer reused");
         assert!(input.is_empty());
+    }
+
+    /// A masked client frame with RSV1 set (compressed message start).
+    fn compressed_frame(fin: bool, op: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut v = client_frame(fin, op, payload);
+        v[0] |= 0x40;
+        v
+    }
+
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        assert!(crate::proto::deflate::Deflater::new(1).compress(data, 15, &mut out));
+        out
+    }
+
+    fn compressing_server(max: u64) -> Decoder {
+        let mut d = server(max);
+        d.allow_compression();
+        d
+    }
+
+    #[test]
+    fn rsv1_is_refused_unless_compression_was_agreed() {
+        let bytes = compressed_frame(true, OpCode::Text, &deflate(&[b'a'; 300]));
+        let e = run(&mut server(1 << 20), &bytes, 7).unwrap_err();
+        assert_eq!(e.close_code().0, 1002);
+    }
+
+    #[test]
+    fn a_compressed_message_in_fragments_inflates_to_the_text() {
+        let text = "κόσμε ".repeat(100);
+        let z = deflate(text.as_bytes());
+        let (a, b) = z.split_at(z.len() / 2);
+        let mut bytes = compressed_frame(false, OpCode::Text, a);
+        bytes.extend(client_frame(true, OpCode::Ping, b"p"));
+        bytes.extend(client_frame(true, OpCode::Continuation, b));
+        for step in [1, 3, 1000] {
+            let mut d = compressing_server(1 << 20);
+            let mut events = run(&mut d, &bytes, step).unwrap();
+            assert_eq!(events.len(), 2);
+            let Event::Message(m) = events.pop().unwrap() else {
+                panic!("a message")
+            };
+            assert!(m.compressed);
+            let (m, spent) = m.inflate(&mut Inflater::default(), 1 << 20).unwrap();
+            assert!(spent.is_some());
+            assert_eq!(m.text(), Some(text.as_str()));
+            let frame = m.into_server_frame();
+            assert_eq!(&frame[frame.len() - text.len()..], text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_deflate_bomb_stops_at_the_limit() {
+        let mut bomb = Vec::new();
+        assert!(crate::proto::deflate::Deflater::new(9).compress(
+            &vec![0u8; 8 << 20],
+            15,
+            &mut bomb
+        ));
+        assert!(bomb.len() < 20_000, "{}", bomb.len());
+        let mut d = compressing_server(1 << 20);
+        let mut events = run(&mut d, &compressed_frame(true, OpCode::Binary, &bomb), 4096).unwrap();
+        let Some(Event::Message(m)) = events.pop() else {
+            panic!("a message")
+        };
+        let e = m.inflate(&mut Inflater::default(), 1 << 20).unwrap_err();
+        assert_eq!(e.close_code().0, 1009);
+    }
+
+    #[test]
+    fn compressed_text_is_utf8_checked_after_inflating_and_garbage_is_1007() {
+        let mut d = compressing_server(1 << 20);
+        let bad = deflate(&[0xff; 400]);
+        let mut events = run(&mut d, &compressed_frame(true, OpCode::Text, &bad), 64).unwrap();
+        let Some(Event::Message(m)) = events.pop() else {
+            panic!("a message")
+        };
+        assert_eq!(
+            m.inflate(&mut Inflater::default(), 1 << 20).unwrap_err(),
+            ProtocolError::InvalidUtf8
+        );
+        let mut d = compressing_server(1 << 20);
+        let garbage = [0xff, 0xff, 0xff, 0xff, 0x00];
+        let mut events = run(
+            &mut d,
+            &compressed_frame(true, OpCode::Binary, &garbage),
+            64,
+        )
+        .unwrap();
+        let Some(Event::Message(m)) = events.pop() else {
+            panic!("a message")
+        };
+        let e = m.inflate(&mut Inflater::default(), 1 << 20).unwrap_err();
+        assert_eq!(e, ProtocolError::BadCompressedData);
+        assert_eq!(e.close_code().0, 1007);
     }
 }

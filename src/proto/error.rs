@@ -46,6 +46,9 @@ pub enum ProtocolError {
     /// A Text message or close reason that is not UTF-8 (§8.1).
     #[error("invalid UTF-8 in text message")]
     InvalidUtf8,
+    /// A compressed message that is not valid deflate data (RFC 7692 §6.2).
+    #[error("invalid permessage-deflate data")]
+    BadCompressedData,
     /// A close payload of exactly one byte (§5.5.1).
     #[error("close payload of 1 byte (a code needs 2)")]
     CloseBodyOneByte,
@@ -62,7 +65,9 @@ impl ProtocolError {
     pub fn close_code(&self) -> CloseCode {
         match self {
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::TOO_BIG,
-            Self::InvalidUtf8 | Self::CloseReasonNotUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::CloseReasonNotUtf8 | Self::BadCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }

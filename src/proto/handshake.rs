@@ -260,14 +260,24 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, Handsha
     Ok(Some((request, n)))
 }
 
-/// The `101 Switching Protocols` answer; `protocol` is the subprotocol chosen, if any.
-pub fn switching_protocols(accept: &str, protocol: Option<&str>) -> Vec<u8> {
+/// The `101 Switching Protocols` answer; `protocol` is the subprotocol chosen, if any, and
+/// `extensions` the `Sec-WebSocket-Extensions` value agreed, if any.
+pub fn switching_protocols(
+    accept: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+) -> Vec<u8> {
     let mut r = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
     );
     if let Some(p) = protocol {
         r.push_str("Sec-WebSocket-Protocol: ");
         r.push_str(p);
+        r.push_str("\r\n");
+    }
+    if let Some(e) = extensions {
+        r.push_str("Sec-WebSocket-Extensions: ");
+        r.push_str(e);
         r.push_str("\r\n");
     }
     r.push_str("\r\n");
@@ -466,6 +476,7 @@ mod tests {
         let r = String::from_utf8(switching_protocols(
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
             Some("chat"),
+            None,
         ))
         .unwrap();
         assert_eq!(

@@ -5,6 +5,10 @@
 //! of each data frame as they arrive ([`MessageAssembler::on_data`], any number of pieces), and
 //! the end of each data frame ([`MessageAssembler::on_frame_end`]). Keeping the bytes out of
 //! here lets the server unmask straight into the frame it will broadcast.
+//!
+//! permessage-deflate (RFC 7692 §6): RSV1 on the first frame of a message marks the whole
+//! message compressed; RSV1 on a continuation or control frame is an error. A compressed Text
+//! message is checked for UTF-8 only after inflating (by [`super::decoder::Message::inflate`]).
 
 use super::error::ProtocolError;
 use super::frame::FrameHeader;
@@ -20,16 +24,19 @@ pub enum FrameRole {
     Data { kind: DataKind, first: bool },
 }
 
-/// A finished data message: its kind and total payload length.
+/// A finished data message: its kind, total payload length, and whether it is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageEnd {
     pub kind: DataKind,
     pub len: u64,
+    pub compressed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct InProgress {
     kind: DataKind,
+    /// RSV1 on the first frame (permessage-deflate).
+    compressed: bool,
     /// Payload bytes announced so far (headers of all frames of the message).
     len: u64,
     /// FIN of the data frame being read.
@@ -60,13 +67,18 @@ impl MessageAssembler {
 
     /// Checks a frame header against the fragmentation rules and the message size limit.
     pub fn on_header(&mut self, h: &FrameHeader) -> Result<FrameRole, ProtocolError> {
-        let (kind, first, so_far) = match (h.opcode, self.current) {
+        let rsv1 = h.rsv & 0b100 != 0;
+        let (kind, first, so_far, compressed) = match (h.opcode, self.current) {
+            (op, _) if op.is_control() && rsv1 => return Err(ProtocolError::ReservedBits(h.rsv)),
             (op, _) if op.is_control() => return Ok(FrameRole::Control(op)),
             (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
-            (OpCode::Continuation, Some(cur)) => (cur.kind, false, cur.len),
+            (OpCode::Continuation, Some(_)) if rsv1 => {
+                return Err(ProtocolError::ReservedBits(h.rsv));
+            }
+            (OpCode::Continuation, Some(cur)) => (cur.kind, false, cur.len, cur.compressed),
             (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
-            (OpCode::Text, None) => (DataKind::Text, true, 0),
-            (_, None) => (DataKind::Binary, true, 0),
+            (OpCode::Text, None) => (DataKind::Text, true, 0, rsv1),
+            (_, None) => (DataKind::Binary, true, 0, rsv1),
         };
         let len = so_far.saturating_add(h.payload_len);
         if len > self.max_message_size {
@@ -77,6 +89,7 @@ impl MessageAssembler {
         }
         self.current = Some(InProgress {
             kind,
+            compressed,
             len,
             fin: h.fin,
         });
@@ -88,6 +101,7 @@ impl MessageAssembler {
         match self.current {
             Some(InProgress {
                 kind: DataKind::Text,
+                compressed: false,
                 ..
             }) => self
                 .utf8
@@ -106,12 +120,13 @@ impl MessageAssembler {
             return Ok(None);
         }
         self.current = None;
-        if cur.kind == DataKind::Text {
+        if cur.kind == DataKind::Text && !cur.compressed {
             self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         Ok(Some(MessageEnd {
             kind: cur.kind,
             len: cur.len,
+            compressed: cur.compressed,
         }))
     }
 }
@@ -145,7 +160,8 @@ mod tests {
             a.on_frame_end(),
             Ok(Some(MessageEnd {
                 kind: DataKind::Text,
-                len: 5
+                len: 5,
+                compressed: false
             }))
         );
         assert!(!a.in_message());
@@ -173,7 +189,8 @@ mod tests {
             a.on_frame_end(),
             Ok(Some(MessageEnd {
                 kind: DataKind::Binary,
-                len: 5
+                len: 5,
+                compressed: false
             }))
         );
     }
@@ -228,6 +245,45 @@ mod tests {
         a.on_header(&h(true, OpCode::Text, 1)).unwrap();
         a.on_data(b"\xce").unwrap();
         assert_eq!(a.on_frame_end(), Err(ProtocolError::InvalidUtf8));
+    }
+
+    fn rsv1(fin: bool, opcode: OpCode, len: u64) -> FrameHeader {
+        FrameHeader {
+            rsv: 0b100,
+            ..h(fin, opcode, len)
+        }
+    }
+
+    #[test]
+    fn rsv1_on_the_first_frame_marks_the_message_compressed() {
+        let mut a = MessageAssembler::new(100);
+        a.on_header(&rsv1(false, OpCode::Text, 2)).unwrap();
+        a.on_data(&[0xff, 0xfe]).unwrap(); // compressed bytes: not UTF-8, not checked
+        a.on_frame_end().unwrap();
+        a.on_header(&h(true, OpCode::Continuation, 1)).unwrap();
+        a.on_data(&[0xff]).unwrap();
+        assert_eq!(
+            a.on_frame_end(),
+            Ok(Some(MessageEnd {
+                kind: DataKind::Text,
+                len: 3,
+                compressed: true
+            }))
+        );
+    }
+
+    #[test]
+    fn rsv1_on_a_continuation_or_control_frame_earns_1002() {
+        let mut a = MessageAssembler::new(100);
+        a.on_header(&rsv1(false, OpCode::Text, 1)).unwrap();
+        a.on_frame_end().unwrap();
+        let e = a
+            .on_header(&rsv1(true, OpCode::Continuation, 1))
+            .unwrap_err();
+        assert_eq!(e.close_code().0, 1002);
+        let mut a = MessageAssembler::new(100);
+        let e = a.on_header(&rsv1(true, OpCode::Ping, 0)).unwrap_err();
+        assert_eq!(e, ProtocolError::ReservedBits(0b100));
     }
 
     #[test]

@@ -38,11 +38,14 @@ use super::options::RecvMode;
 use super::outbound::{Offer, Outbound};
 use super::rate::TokenBucket;
 use super::worker::Worker;
+use crate::proto::deflate_negotiation::negotiate;
 use crate::proto::encode::server_frame;
 use crate::proto::handshake::{
     MAX_REQUEST_LEN, Status, error_response, parse_request, switching_protocols,
 };
-use crate::proto::{CloseCode, ControlPayload, Decoder, DecoderConfig, Event, OpCode, Role};
+use crate::proto::{
+    CloseCode, ControlPayload, Decoder, DecoderConfig, Event, OpCode, ProtocolError, Role,
+};
 use crate::rt::{Notify, yield_now};
 use crate::tls::session::{Received, ServerSession};
 
@@ -78,6 +81,8 @@ pub struct Conn {
     drained: Notify,
     /// A file answer is streaming: later requests on the connection wait.
     pub file_busy: Cell<bool>,
+    /// permessage-deflate agreed: the window (bits) our messages are compressed with.
+    deflate_window: Cell<Option<u8>>,
 }
 
 /// Something for a connection's session from outside its reader.
@@ -94,8 +99,16 @@ impl Conn {
     /// Queues a frame (data, Pong, Ping); a connection past its backlog limit is closed as a
     /// slow consumer with 1008.
     pub fn send(&self, worker: &Worker, frame: Bytes) {
+        let counters = &worker.shared.counters[worker.index];
+        let frame = match (self.deflate_window.get(), &worker.compression) {
+            (Some(window), Some(c)) => {
+                c.borrow_mut()
+                    .frame_for(&frame, window, &counters.compression)
+            }
+            _ => frame,
+        };
         let offer = self.out.borrow_mut().offer(frame);
-        WorkerCounters::add(&worker.shared.counters[worker.index].frames_out, 1);
+        WorkerCounters::add(&counters.frames_out, 1);
         match offer {
             Offer::Queued => self.wake_writer.notify(),
             Offer::Closing => {}
@@ -226,6 +239,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
         events: RefCell::new(Vec::new()),
         drained: Notify::default(),
         file_busy: Cell::new(false),
+        deflate_window: Cell::new(None),
     });
     assert_eq!(worker.conns.borrow_mut().insert(conn.clone()), id);
     debug!(conn = id, %peer, "connection accepted");
@@ -784,8 +798,15 @@ impl Reader {
                 (protocol, close)
             }
         };
-        self.conn
-            .send_handshake(switching_protocols(&request.accept_key(), protocol));
+        let deflate = match &self.worker.compression {
+            Some(_) => negotiate(request.extensions()),
+            None => None,
+        };
+        self.conn.send_handshake(switching_protocols(
+            &request.accept_key(),
+            protocol,
+            deflate.as_ref().map(|(_, header)| header.as_str()),
+        ));
         if let Some(d) = close {
             self.conn.close(
                 CloseCode(d.code),
@@ -795,11 +816,17 @@ impl Reader {
             );
         }
         let opts = &shared.opts;
-        let decoder = Decoder::new(DecoderConfig {
+        let mut decoder = Decoder::new(DecoderConfig {
             role: Role::Server,
             max_frame_size: opts.frame_limit(),
             max_message_size: opts.max_message_size,
         });
+        if let Some((agreed, _)) = deflate {
+            decoder.allow_compression();
+            self.conn
+                .deflate_window
+                .set(Some(agreed.server_window_bits));
+        }
         self.phase = Phase::Open {
             decoder: Box::new(decoder),
             // Client protocol sessions limit their commands themselves.
@@ -832,7 +859,10 @@ impl Reader {
             let Phase::Open { decoder, .. } = &mut self.phase else {
                 return ControlFlow::Break(());
             };
-            match decoder.decode(&mut input) {
+            let decoded = decoder
+                .decode(&mut input)
+                .and_then(|event| self.inflate(event));
+            match decoded {
                 Ok(None) => return ControlFlow::Continue(()),
                 Ok(Some(event)) => self.on_event(event, now)?,
                 Err(e) => {
@@ -851,6 +881,33 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// A compressed message inflated with the worker's inflater, bounded by the message size
+    /// limit; its compressed buffer goes back to the decoder.
+    fn inflate(&mut self, event: Option<Event>) -> Result<Option<Event>, ProtocolError> {
+        let Some(Event::Message(m)) = event else {
+            return Ok(event);
+        };
+        if !m.compressed {
+            return Ok(Some(Event::Message(m)));
+        }
+        let c = self
+            .worker
+            .compression
+            .as_ref()
+            .expect("compressed messages are only accepted with compression on");
+        let counters = &self.worker.shared.counters[self.worker.index].compression;
+        let started = Instant::now();
+        let limit = self.worker.shared.opts.max_message_size;
+        let inflated = m.inflate(&mut c.borrow_mut().inflater, limit);
+        WorkerCounters::add(&counters.inflate_ns, started.elapsed().as_nanos() as u64);
+        WorkerCounters::add(&counters.inflated, 1);
+        let (m, spent) = inflated?;
+        if let (Some(buf), Phase::Open { decoder, .. }) = (spent, &mut self.phase) {
+            decoder.recycle(buf);
+        }
+        Ok(Some(Event::Message(m)))
     }
 
     /// One message's worth of the rate limit. Past it: Close 1008, and false (the message or

@@ -26,6 +26,8 @@ pub struct WorkerCounters {
     pub file_answers: [AtomicU64; FILE_STATUSES.len() + 1],
     /// File bytes handed to the connections' queues.
     pub file_bytes: AtomicU64,
+    /// permessage-deflate work.
+    pub compression: super::compression::CompressionCounters,
 }
 
 /// The statuses `/files/` answers are counted by.

@@ -10,6 +10,7 @@
 //! | [`app`] | raw room or client protocol session, chosen at the upgrade; the session's host |
 //! | [`conn`] | a connection's reader and writer tasks, timers, closing |
 //! | [`files`] | `/files/` keep-alive HTTP on the listener: answers, streaming one chunk in flight |
+//! | [`compression`] | a worker's permessage-deflate: one compressor, one inflater, compress a broadcast once |
 //! | [`counters`] | per-worker counters and the publish latency histogram, for `/metrics` |
 //! | [`outbound`] | a connection's bounded outbound queue |
 //! | [`rooms`] | room directory (which workers) and local member lists |
@@ -25,6 +26,7 @@
 pub mod admission;
 pub mod app;
 pub mod check;
+pub mod compression;
 pub mod conn;
 pub mod counters;
 pub mod files;

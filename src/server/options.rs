@@ -95,6 +95,43 @@ pub struct ServerOptions {
     pub app: crate::config::AppFlags,
     #[command(flatten)]
     pub files: FilesFlags,
+    #[command(flatten)]
+    pub compression: CompressionFlags,
+}
+
+/// permessage-deflate (RFC 7692), off by default.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompressionFlags {
+    /// Agree to permessage-deflate with clients that offer it (no context takeover both ways: one compressor per worker, a broadcast compressed once per worker and window size).
+    #[arg(long, env = "RINGCAST_COMPRESSION")]
+    pub compression: bool,
+    /// Smaller messages are sent uncompressed. Units: KiB.
+    #[arg(long, env = "RINGCAST_COMPRESSION_MIN_SIZE", default_value = "256", value_parser = parse_size)]
+    pub compression_min_size: u64,
+    /// zlib level, 0–9 (1: fastest).
+    #[arg(long, env = "RINGCAST_COMPRESSION_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub compression_level: u32,
+}
+
+impl Default for CompressionFlags {
+    fn default() -> Self {
+        Self {
+            compression: false,
+            compression_min_size: 256,
+            compression_level: 1,
+        }
+    }
+}
+
+impl CompressionFlags {
+    /// None when compression is off.
+    pub fn settings(&self) -> Option<super::compression::CompressionSettings> {
+        self.compression
+            .then(|| super::compression::CompressionSettings {
+                min_size: usize::try_from(self.compression_min_size).unwrap_or(usize::MAX),
+                level: self.compression_level,
+            })
+    }
 }
 
 /// Signed-URL file streaming on this listener (`/files/…`).

@@ -25,6 +25,7 @@ use slab::Slab;
 use tracing::{debug, info, warn};
 
 use super::ServerShared;
+use super::compression::WorkerCompression;
 use super::conn::{self, Conn, ConnEvent};
 use super::inbox::{Control, Inbox, Lost};
 use super::inbox::{Delivery, Target};
@@ -64,6 +65,8 @@ pub struct Worker {
     pub conns_changed: Notify,
     /// Send buffers of connections that went idle, for the next flush of any connection.
     pub send_buffers: SendBuffers,
+    /// permessage-deflate, with `--compression`.
+    pub compression: Option<RefCell<WorkerCompression>>,
     shutdown: Notify,
 }
 
@@ -422,6 +425,10 @@ pub fn run(
             sessions: RefCell::new(HashMap::new()),
             conns_changed: Notify::default(),
             send_buffers: SendBuffers::new(SEND_BUFFERS_KEPT_BYTES, SEND_BUFFER_KEPT_LEN),
+            compression: opts
+                .compression
+                .settings()
+                .map(|s| RefCell::new(WorkerCompression::new(s))),
             shutdown: Notify::default(),
         });
         let driver = match driver {
