@@ -207,6 +207,38 @@ fn python_sdk() {
     run(cmd, "centrifuge-python");
 }
 
+/// permessage-deflate with Python `websockets` (it offers compression by default): raw rooms
+/// and the client protocol, RSV1 on the wire, the deflate counters in /metrics.
+#[test]
+fn python_websockets_compression() {
+    let python = root().join(".venv/bin/python");
+    if !installed(&python, "websockets (venv in .venv)") {
+        return;
+    }
+    // Raw room names have no namespace: let the room channels in too.
+    let cfg = common::temp_file(
+        "deflate.toml",
+        "[channel.without_namespace]\nallow_subscribe_for_client = true\n\
+         allow_publish_for_subscriber = true\n[[channel.namespaces]]\nname = \"chat\"\n\
+         allow_subscribe_for_client = true\nallow_publish_for_subscriber = true\n",
+    );
+    let s = common::start(&[
+        "--config",
+        &cfg,
+        "--token-hmac-secret",
+        SECRET,
+        "--compression",
+    ]);
+    let api = s.handle().api_addr.expect("the API listens");
+    let mut cmd = Command::new(python);
+    cmd.arg(root().join("tests/sdk/py_deflate.py"))
+        .env("RINGCAST_WSS", format!("wss://localhost:{}", s.port))
+        .env("RINGCAST_SECRET", SECRET)
+        .env("RINGCAST_CA", s.cert_path())
+        .env("RINGCAST_METRICS", format!("http://{api}/metrics"));
+    run(cmd, "python websockets");
+}
+
 /// The server API through PyPI `cent`, SDK connections on the receiving end, /metrics through
 /// the Prometheus text parser (tests/sdk/py_api.py).
 #[test]
