@@ -367,6 +367,11 @@ impl ServerHandle {
             .collect()
     }
 
+    /// Each worker's counters (what `/metrics` sums).
+    pub fn worker_counters(&self) -> impl Iterator<Item = &counters::WorkerCounters> {
+        self.shared.counters.iter()
+    }
+
     /// The effective application configuration.
     pub fn app_config(&self) -> &crate::config::AppConfig {
         &self.shared.app

@@ -6,6 +6,7 @@
 
 pub mod files;
 pub mod postgres;
+pub mod process;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -241,6 +242,11 @@ impl Raw {
     pub async fn upgrade(&mut self, path: &str) {
         let head = self.http(&upgrade_request(path)).await;
         assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    }
+
+    /// permessage-deflate was agreed: accept RSV1 frames (read them with `Message::inflate`).
+    pub fn allow_compression(&mut self) {
+        self.decoder.allow_compression();
     }
 
     /// Sends one masked client frame.
