@@ -60,6 +60,10 @@ pub struct Conn {
     /// Do not verify the server certificate.
     #[arg(long)]
     pub insecure: bool,
+    /// Offer permessage-deflate, as browsers do (the server needs --compression); compressed
+    /// messages are inflated before they are timed, and counted in the report.
+    #[arg(long)]
+    pub compression: bool,
     /// Loopback source addresses to spread clients over, e.g. 127.0.0.2-127.0.0.9 (about 28k ports each).
     #[arg(long, value_parser = parse_ip_range)]
     pub source_ips: Option<SourceIps>,
@@ -93,6 +97,10 @@ pub struct Traffic {
     /// Message size in bytes (at least 32: sender, sequence, timestamp, checksum).
     #[arg(long, default_value = "100", value_parser = parse_size)]
     pub size: u64,
+    /// What fills each message after its 32-byte header: `ramp` (counting bytes) or `json`
+    /// (chat-feed JSON text, for --compression runs).
+    #[arg(long, value_enum, default_value = "ramp")]
+    pub filler: crate::payload::Filler,
     /// Measured time after the warm-up.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,

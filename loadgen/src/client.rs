@@ -20,6 +20,7 @@ use compio::BufResult;
 use compio::io::{AsyncRead, AsyncReadMulti, AsyncWriteExt};
 use compio::net::{TcpSocket, TcpStream};
 use futures_util::Stream;
+use ringcast::proto::deflate::Inflater;
 use ringcast::proto::encode::write_client_frame;
 use ringcast::proto::handshake::accept_key;
 use ringcast::proto::{CloseCode, ControlPayload, Decoder, DecoderConfig, Event, OpCode, Role};
@@ -32,6 +33,9 @@ pub struct Target {
     pub addr: SocketAddr,
     pub host: String,
     pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    /// Offer permessage-deflate (what browsers offer); messages the server compresses are
+    /// inflated before they are timed.
+    pub compression: bool,
 }
 
 /// Why a client could not connect (the connect storm counts these by `reason()`).
@@ -79,6 +83,8 @@ pub struct Client {
     wake_writer: Notify,
     closed: Cell<bool>,
     mask_state: Cell<u64>,
+    /// The server agreed to permessage-deflate.
+    compressed: bool,
 }
 
 async fn send_all(stream: &TcpStream, buf: Vec<u8>) -> io::Result<Vec<u8>> {
@@ -137,9 +143,14 @@ impl Client {
             seed.to_le_bytes().repeat(2),
         );
         let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let deflate = if target.compression {
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+        } else {
+            ""
+        };
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{auth}\r\n",
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{auth}{deflate}\r\n",
             target.host
         );
         let mut plain_in: Vec<u8> = Vec::new();
@@ -166,7 +177,7 @@ impl Client {
                 out.clear();
             }
             if let Some(end) = plain_in.windows(4).position(|w| w == b"\r\n\r\n") {
-                check_response(&plain_in[..end + 4], &key)?;
+                let compressed = check_response(&plain_in[..end + 4], &key)?;
                 let rest = plain_in[end + 4..].to_vec();
                 let client = Rc::new(Self {
                     stream,
@@ -175,6 +186,7 @@ impl Client {
                     wake_writer: Notify::default(),
                     closed: Cell::new(false),
                     mask_state: Cell::new(seed | 1),
+                    compressed,
                 });
                 return Ok((client, rest));
             }
@@ -319,12 +331,24 @@ impl Client {
             max_frame_size: 64 << 20,
             max_message_size: 64 << 20,
         });
+        if self.compressed {
+            decoder.allow_compression();
+        }
         let mut close_code = None;
         let mut handle = |bytes: &[u8], decoder: &mut Decoder| -> bool {
             let mut input = bytes;
             loop {
                 match decoder.decode(&mut input) {
                     Ok(None) => return true,
+                    Ok(Some(Event::Message(m))) if m.compressed => {
+                        COMPRESSED_IN.set(COMPRESSED_IN.get() + 1);
+                        let inflated =
+                            INFLATER.with_borrow_mut(|i| m.inflate(i, 64 << 20).map(|(m, _)| m));
+                        match inflated {
+                            Ok(m) => on_message(m.payload()),
+                            Err(_) => return false,
+                        }
+                    }
                     Ok(Some(Event::Message(m))) => {
                         on_message(m.payload());
                         decoder.recycle(m.into_buffer());
@@ -429,6 +453,15 @@ impl Client {
 thread_local! {
     /// Times a read found this worker's buffer ring empty (ENOBUFS) and stalled.
     static RING_EMPTY: Cell<u64> = const { Cell::new(0) };
+    /// Compressed messages received (permessage-deflate).
+    static COMPRESSED_IN: Cell<u64> = const { Cell::new(0) };
+    /// One inflater for all of this thread's clients (the server agrees to no context takeover).
+    static INFLATER: RefCell<Inflater> = RefCell::new(Inflater::default());
+}
+
+/// How many compressed messages this thread's clients received.
+pub fn compressed_messages() -> u64 {
+    COMPRESSED_IN.get()
 }
 
 /// How often this thread's clients found the receive buffer ring empty (each: one client's
@@ -437,7 +470,8 @@ pub fn ring_empty_events() -> u64 {
     RING_EMPTY.get()
 }
 
-fn check_response(head: &[u8], key: &str) -> Result<(), ConnectError> {
+/// Checks the 101; true when it agrees to permessage-deflate.
+fn check_response(head: &[u8], key: &str) -> Result<bool, ConnectError> {
     let text = std::str::from_utf8(head).map_err(|_| ConnectError::BadResponse("not UTF-8"))?;
     let status: u16 = text
         .split_whitespace()
@@ -453,9 +487,13 @@ fn check_response(head: &[u8], key: &str) -> Result<(), ConnectError> {
             n.trim().eq_ignore_ascii_case("sec-websocket-accept") && v.trim() == want
         })
     });
-    if ok {
-        Ok(())
-    } else {
-        Err(ConnectError::BadResponse("wrong Sec-WebSocket-Accept"))
+    if !ok {
+        return Err(ConnectError::BadResponse("wrong Sec-WebSocket-Accept"));
     }
+    Ok(text.lines().any(|l| {
+        l.split_once(':').is_some_and(|(n, v)| {
+            n.trim().eq_ignore_ascii_case("sec-websocket-extensions")
+                && v.trim_start().starts_with("permessage-deflate")
+        })
+    }))
 }

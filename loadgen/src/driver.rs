@@ -169,6 +169,7 @@ fn target(conn: &Conn) -> Result<(Target, String), Box<dyn std::error::Error>> {
             addr,
             host: host_header,
             tls,
+            compression: conn.compression,
         },
         path,
     ))
@@ -237,6 +238,7 @@ fn load(
         .max(1);
     let t = traffic.cloned().unwrap_or(Traffic {
         size: 32,
+        filler: crate::payload::Filler::Ramp,
         duration: Duration::ZERO,
         warmup: Duration::ZERO,
         drain: Duration::ZERO,
@@ -254,6 +256,7 @@ fn load(
         rate,
         publish_api: publish_api.clone(),
         size: (t.size as usize).max(crate::payload::HEADER_LEN),
+        filler: t.filler,
         warmup: t.warmup,
         duration: t.duration,
         drain: t.drain,
@@ -393,6 +396,7 @@ fn load(
             sent: shared.sent_total.load(Ordering::Acquire),
             not_sent: r.not_sent,
             recv_ring_empty: r.ring_empty,
+            compressed: r.compressed,
             expected,
             delivered,
             lost: r.lost,

@@ -35,8 +35,21 @@ fn checksum(buf: &[u8]) -> u64 {
     mix(h, buf.len() as u64)
 }
 
+/// What fills a message after its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Filler {
+    /// Bytes counting up from the sequence number.
+    #[default]
+    Ramp,
+    /// JSON text like a chat feed's (records with the same keys): what compression is for.
+    Json,
+}
+
+/// Records of a chat feed, cycled by [`Filler::Json`].
+const JSON_FEED: &[u8] = br#"{"type":"message","room":"general","user":"alice","id":1842,"text":"Ping me when the deploy is done, the dashboard shows p99 at 12 ms again","mentions":["bob"],"reactions":{"thumbs_up":3,"eyes":1}},{"type":"message","room":"general","user":"bob","id":1843,"text":"Deploy is rolling out now, two of five nodes done","reply_to":1842,"reactions":{}},"#;
+
 /// Writes a message of `size` bytes (at least [`HEADER_LEN`]) into `out` (cleared first).
-pub fn encode(stamp: Stamp, size: usize, out: &mut Vec<u8>) {
+pub fn encode(stamp: Stamp, size: usize, filler: Filler, out: &mut Vec<u8>) {
     let size = size.max(HEADER_LEN);
     out.clear();
     out.extend_from_slice(&MAGIC);
@@ -44,7 +57,15 @@ pub fn encode(stamp: Stamp, size: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(&stamp.seq.to_le_bytes());
     out.extend_from_slice(&stamp.planned_ns.to_le_bytes());
     out.extend_from_slice(&[0; 8]);
-    out.extend((0..size - HEADER_LEN).map(|i| (stamp.seq as usize).wrapping_add(i) as u8));
+    match filler {
+        Filler::Ramp => {
+            out.extend((0..size - HEADER_LEN).map(|i| (stamp.seq as usize).wrapping_add(i) as u8))
+        }
+        Filler::Json => {
+            let start = stamp.seq as usize % JSON_FEED.len();
+            out.extend((0..size - HEADER_LEN).map(|i| JSON_FEED[(start + i) % JSON_FEED.len()]));
+        }
+    }
     let c = checksum(out);
     out[24..32].copy_from_slice(&c.to_le_bytes());
 }
@@ -132,9 +153,11 @@ mod tests {
                 seq: 123_456,
                 planned_ns: 987_654_321,
             };
-            encode(s, size, &mut buf);
-            assert_eq!(buf.len(), size.max(HEADER_LEN));
-            assert_eq!(decode(&buf), Ok(s));
+            for filler in [Filler::Ramp, Filler::Json] {
+                encode(s, size, filler, &mut buf);
+                assert_eq!(buf.len(), size.max(HEADER_LEN));
+                assert_eq!(decode(&buf), Ok(s));
+            }
         }
     }
 
@@ -148,6 +171,7 @@ mod tests {
                 planned_ns: 3,
             },
             100,
+            Filler::Ramp,
             &mut buf,
         );
         for i in 4..buf.len() {

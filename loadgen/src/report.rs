@@ -86,6 +86,9 @@ pub struct Counts {
     /// when this is not 0: those stalls are in the latency).
     #[serde(default)]
     pub recv_ring_empty: u64,
+    /// Messages that arrived compressed (permessage-deflate, with --compression).
+    #[serde(default)]
+    pub compressed: u64,
 }
 
 /// Everything a run reports; `summary.json` in `--out`.
@@ -368,6 +371,13 @@ pub fn table(s: &Summary) -> String {
     }
     if !c.server_closes.is_empty() {
         let _ = writeln!(t, "server Close codes seen: {:?}", c.server_closes);
+    }
+    if c.compressed > 0 {
+        let _ = writeln!(
+            t,
+            "compressed   {} of the messages received were permessage-deflate frames",
+            c.compressed
+        );
     }
     if c.recv_ring_empty > 0 {
         let _ = writeln!(

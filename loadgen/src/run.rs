@@ -65,6 +65,7 @@ pub struct Plan {
     /// Broadcast: total messages/s over all senders. Echo: messages/s per client.
     pub rate: f64,
     pub size: usize,
+    pub filler: crate::payload::Filler,
     pub warmup: Duration,
     pub duration: Duration,
     pub drain: Duration,
@@ -251,6 +252,8 @@ pub struct WorkerResult {
     pub not_sent: u64,
     /// Reads that found the buffer ring empty (see `client::ring_empty_events`).
     pub ring_empty: u64,
+    /// Messages that arrived compressed (permessage-deflate).
+    pub compressed: u64,
     /// Protocol mode: error replies to publish commands, by code.
     pub reply_errors: BTreeMap<u32, u64>,
     pub failures: BTreeMap<String, u64>,
@@ -273,6 +276,7 @@ impl WorkerResult {
             lost: 0,
             not_sent: 0,
             ring_empty: 0,
+            compressed: 0,
             reply_errors: BTreeMap::new(),
             failures: BTreeMap::new(),
             failure_examples: BTreeMap::new(),
@@ -292,6 +296,7 @@ impl WorkerResult {
         self.lost += o.lost;
         self.not_sent += o.not_sent;
         self.ring_empty += o.ring_empty;
+        self.compressed += o.compressed;
         for (k, v) in o.reply_errors {
             *self.reply_errors.entry(k).or_default() += v;
         }
@@ -394,6 +399,7 @@ pub fn worker(index: usize, shared: Arc<Shared>) -> WorkerResult {
     let mut r = std::mem::replace(&mut *result.borrow_mut(), WorkerResult::new());
     drop(rt);
     r.ring_empty = crate::client::ring_empty_events();
+    r.compressed = crate::client::compressed_messages();
     r
 }
 
@@ -673,6 +679,7 @@ async fn schedule(
                 planned_ns: planned,
             },
             plan.size,
+            plan.filler,
             &mut buf,
         );
         let lag_us = shared.now_ns().saturating_sub(planned) / 1000;

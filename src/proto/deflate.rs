@@ -53,6 +53,10 @@ impl Deflater {
                 break;
             }
             if out.len() > payload.len() + 64 {
+                // Abandoned mid-stream: make a new compressor next time. zlib-rs 0.6.8's
+                // `reset` after an abandoned level-1 (deflate_quick) stream leaves state that
+                // later panics inside deflate (found by Autobahn 12.2.*; replayed in a test).
+                self.by_window[bits as usize] = None;
                 return false;
             }
             out.reserve(out.capacity().max(64));
