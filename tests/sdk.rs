@@ -239,6 +239,53 @@ fn python_websockets_compression() {
     run(cmd, "python websockets");
 }
 
+/// permessage-deflate with headless Chromium (selenium): the browser's own offer, both ways.
+/// Needs Debian `chromium` + `chromium-driver` and selenium in .venv; skipped without them
+/// unless RINGCAST_REQUIRE_CHROMIUM=1.
+#[test]
+fn chromium_compression() {
+    let python = root().join(".venv/bin/python");
+    let driver = Path::new("/usr/bin/chromedriver");
+    let have = driver.exists()
+        && Command::new(&python)
+            .args(["-c", "import selenium"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !have {
+        if std::env::var_os("RINGCAST_REQUIRE_CHROMIUM").is_some_and(|v| v == "1") {
+            panic!(
+                "chromium, chromium-driver or selenium is missing (RINGCAST_REQUIRE_CHROMIUM=1)"
+            );
+        }
+        eprintln!(
+            "SKIPPED: chromium + chromium-driver (Debian) and selenium (.venv) not installed"
+        );
+        return;
+    }
+    let cfg = common::temp_file(
+        "browser.toml",
+        "[channel.without_namespace]\nallow_subscribe_for_client = true\n\
+         allow_publish_for_subscriber = true\n",
+    );
+    let s = common::start(&[
+        "--config",
+        &cfg,
+        "--token-hmac-secret",
+        SECRET,
+        "--compression",
+        // The script runs in a blank page: its Origin is "null".
+        "--allowed-origins",
+        "*",
+    ]);
+    let api = s.handle().api_addr.expect("the API listens");
+    let mut cmd = Command::new(python);
+    cmd.arg(root().join("tests/sdk/py_browser_deflate.py"))
+        .env("RINGCAST_WSS", format!("wss://127.0.0.1:{}", s.port))
+        .env("RINGCAST_SECRET", SECRET)
+        .env("RINGCAST_METRICS", format!("http://{api}/metrics"));
+    run(cmd, "headless chromium");
+}
+
 /// The server API through PyPI `cent`, SDK connections on the receiving end, /metrics through
 /// the Prometheus text parser (tests/sdk/py_api.py).
 #[test]
