@@ -207,6 +207,28 @@ fn python_sdk() {
     run(cmd, "centrifuge-python");
 }
 
+/// A `--compression` server whose raw rooms (no namespace) and `chat:` channels anyone with a
+/// token may join and publish to; with its API address (for /metrics).
+fn compression_server(extra: &[&str]) -> (common::TestServer, std::net::SocketAddr) {
+    let cfg = common::temp_file(
+        "deflate.toml",
+        "[channel.without_namespace]\nallow_subscribe_for_client = true\n\
+         allow_publish_for_subscriber = true\n[[channel.namespaces]]\nname = \"chat\"\n\
+         allow_subscribe_for_client = true\nallow_publish_for_subscriber = true\n",
+    );
+    let mut flags = vec![
+        "--config",
+        &cfg,
+        "--token-hmac-secret",
+        SECRET,
+        "--compression",
+    ];
+    flags.extend_from_slice(extra);
+    let s = common::start(&flags);
+    let api = s.handle().api_addr.expect("the API listens");
+    (s, api)
+}
+
 /// permessage-deflate with Python `websockets` (it offers compression by default): raw rooms
 /// and the client protocol, RSV1 on the wire, the deflate counters in /metrics.
 #[test]
@@ -215,21 +237,7 @@ fn python_websockets_compression() {
     if !installed(&python, "websockets (venv in .venv)") {
         return;
     }
-    // Raw room names have no namespace: let the room channels in too.
-    let cfg = common::temp_file(
-        "deflate.toml",
-        "[channel.without_namespace]\nallow_subscribe_for_client = true\n\
-         allow_publish_for_subscriber = true\n[[channel.namespaces]]\nname = \"chat\"\n\
-         allow_subscribe_for_client = true\nallow_publish_for_subscriber = true\n",
-    );
-    let s = common::start(&[
-        "--config",
-        &cfg,
-        "--token-hmac-secret",
-        SECRET,
-        "--compression",
-    ]);
-    let api = s.handle().api_addr.expect("the API listens");
+    let (s, api) = compression_server(&[]);
     let mut cmd = Command::new(python);
     cmd.arg(root().join("tests/sdk/py_deflate.py"))
         .env("RINGCAST_WSS", format!("wss://localhost:{}", s.port))
@@ -262,22 +270,8 @@ fn chromium_compression() {
         );
         return;
     }
-    let cfg = common::temp_file(
-        "browser.toml",
-        "[channel.without_namespace]\nallow_subscribe_for_client = true\n\
-         allow_publish_for_subscriber = true\n",
-    );
-    let s = common::start(&[
-        "--config",
-        &cfg,
-        "--token-hmac-secret",
-        SECRET,
-        "--compression",
-        // The script runs in a blank page: its Origin is "null".
-        "--allowed-origins",
-        "*",
-    ]);
-    let api = s.handle().api_addr.expect("the API listens");
+    // The test page comes from another loopback origin (the script's own HTTP server).
+    let (s, api) = compression_server(&["--allowed-origins", "*"]);
     let mut cmd = Command::new(python);
     cmd.arg(root().join("tests/sdk/py_browser_deflate.py"))
         .env("RINGCAST_WSS", format!("wss://127.0.0.1:{}", s.port))

@@ -481,19 +481,15 @@ fn check_response(head: &[u8], key: &str) -> Result<bool, ConnectError> {
     if status != 101 {
         return Err(ConnectError::Http(status));
     }
-    let want = accept_key(key);
-    let ok = text.lines().any(|l| {
-        l.split_once(':').is_some_and(|(n, v)| {
-            n.trim().eq_ignore_ascii_case("sec-websocket-accept") && v.trim() == want
+    let header = |name: &str| {
+        text.lines().find_map(|l| {
+            l.split_once(':')
+                .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim())
         })
-    });
-    if !ok {
+    };
+    if header("sec-websocket-accept") != Some(accept_key(key).as_str()) {
         return Err(ConnectError::BadResponse("wrong Sec-WebSocket-Accept"));
     }
-    Ok(text.lines().any(|l| {
-        l.split_once(':').is_some_and(|(n, v)| {
-            n.trim().eq_ignore_ascii_case("sec-websocket-extensions")
-                && v.trim_start().starts_with("permessage-deflate")
-        })
-    }))
+    Ok(header("sec-websocket-extensions").is_some_and(|v| v.starts_with("permessage-deflate")))
 }

@@ -13,11 +13,12 @@
 //! worker fans a delivery out to its members in one go, so all but the first find it here.
 //! The cache keeps its source frame alive, so a pointer match can never be a different frame.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::counters::WorkerCounters;
 use crate::proto::OpCode;
 use crate::proto::deflate::{Deflater, Inflater};
 use crate::proto::encode::{encode_header, header_len};
@@ -45,10 +46,6 @@ pub struct CompressionCounters {
     pub inflate_ns: AtomicU64,
     /// Compressed messages received and inflated.
     pub inflated: AtomicU64,
-}
-
-fn add(c: &AtomicU64, n: u64) {
-    c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
 
 /// The last frame compressed for one window size: the source (kept alive) and what to send.
@@ -92,7 +89,7 @@ impl WorkerCompression {
         };
         let payload = &frame[header..];
         if payload.len() < self.settings.min_size {
-            add(&counters.skipped, 1);
+            WorkerCounters::add(&counters.skipped, 1);
             return frame.clone();
         }
         let slot = usize::from(window_bits.clamp(9, 15) - 9);
@@ -106,14 +103,14 @@ impl WorkerCompression {
         let smaller = self
             .deflater
             .compress(payload, window_bits, &mut self.scratch);
-        add(&counters.compress_ns, started.elapsed().as_nanos() as u64);
+        WorkerCounters::add(&counters.compress_ns, started.elapsed().as_nanos() as u64);
         let result = if smaller {
-            add(&counters.compressed, 1);
-            add(&counters.bytes_before, payload.len() as u64);
-            add(&counters.bytes_after, self.scratch.len() as u64);
+            WorkerCounters::add(&counters.compressed, 1);
+            WorkerCounters::add(&counters.bytes_before, payload.len() as u64);
+            WorkerCounters::add(&counters.bytes_after, self.scratch.len() as u64);
             compressed_frame(opcode, &self.scratch)
         } else {
-            add(&counters.skipped, 1);
+            WorkerCounters::add(&counters.skipped, 1);
             frame.clone()
         };
         self.cache[slot] = Some(Cached {
@@ -155,6 +152,7 @@ fn compressed_frame(opcode: OpCode, payload: &[u8]) -> Bytes {
 mod tests {
     use super::*;
     use crate::proto::encode::server_frame;
+    use std::sync::atomic::Ordering;
 
     fn worker() -> WorkerCompression {
         WorkerCompression::new(CompressionSettings {

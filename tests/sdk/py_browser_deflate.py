@@ -10,12 +10,12 @@ Prints "ok <scenario>"; exits 1 on the first failure.
 import http.server
 import json
 import os
-import sys
 import threading
 import time
-import urllib.request
 
+import checks
 import jwt
+from checks import check
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -25,18 +25,8 @@ SECRET = os.environ["RINGCAST_SECRET"]
 METRICS = os.environ["RINGCAST_METRICS"]
 
 
-def check(cond, what):
-    if not cond:
-        print(f"FAILED {what}")
-        sys.exit(1)
-
-
 def metric(name):
-    text = urllib.request.urlopen(METRICS, timeout=5).read().decode()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in /metrics")
+    return checks.metric(METRICS, name)
 
 
 SCRIPT = """

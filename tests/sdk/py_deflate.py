@@ -8,11 +8,11 @@ import asyncio
 import json
 import os
 import ssl
-import sys
 import time
-import urllib.request
 
+import checks
 import jwt
+from checks import check
 import websockets
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 
@@ -37,18 +37,8 @@ PerMessageDeflate.decode = _recording_decode
 BIG = json.dumps({"type": "message", "text": "the quick brown fox jumps over the lazy dog " * 46})
 
 
-def check(cond, what):
-    if not cond:
-        print(f"FAILED {what}")
-        sys.exit(1)
-
-
 def metric(name):
-    text = urllib.request.urlopen(METRICS, timeout=5).read().decode()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in /metrics")
+    return checks.metric(METRICS, name)
 
 
 def token(user):
