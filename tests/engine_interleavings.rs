@@ -131,6 +131,9 @@ impl Host for SimHost<'_> {
     fn user_connected(&mut self, _user: &str) -> bool {
         true
     }
+    fn to_sessions(&mut self, _cmd: ringcast::api::SessionCommand) -> bool {
+        true
+    }
     fn user_disconnected(&mut self, _user: &str) {}
 }
 
@@ -217,6 +220,7 @@ fn now() -> Now {
     Now {
         at: Instant::now(),
         unix: 1_800_000_000,
+        unix_ms: 1_800_000_000_000,
     }
 }
 

@@ -115,6 +115,8 @@ pub enum SessionCommand {
         expired: bool,
         expire_at: Option<u64>,
     },
+    /// A chat status change of the user, for their other connections.
+    Status(Sessions, crate::chat::Status),
 }
 
 impl SessionCommand {
@@ -123,7 +125,8 @@ impl SessionCommand {
             SessionCommand::Disconnect(s, _)
             | SessionCommand::Unsubscribe(s, _)
             | SessionCommand::Subscribe(s, _)
-            | SessionCommand::Refresh { to: s, .. } => s,
+            | SessionCommand::Refresh { to: s, .. }
+            | SessionCommand::Status(s, _) => s,
         }
     }
 }

@@ -199,6 +199,31 @@ impl ChannelRules {
         }
     }
 
+    pub fn has_namespace(&self, name: &str) -> bool {
+        self.namespaces.contains_key(name)
+    }
+
+    pub fn allows_user_limited(&self, namespace: &str) -> bool {
+        self.namespaces
+            .get(namespace)
+            .is_some_and(|n| n.opts.allow_user_limited_channels)
+    }
+
+    /// The users of a user-limited channel name, split (`dm:#alice,bob` → alice, bob).
+    pub fn limited_users<'n>(&self, users: &'n str) -> impl Iterator<Item = &'n str> {
+        users.split(self.user_separator.as_str())
+    }
+
+    /// The direct-message channel of two users in `namespace`: `dm:#alice,bob` (names sorted,
+    /// so both ends name it alike).
+    pub fn dm_channel(&self, namespace: &str, a: &str, b: &str) -> String {
+        let (x, y) = if a <= b { (a, b) } else { (b, a) };
+        format!(
+            "{namespace}{}{}{x}{}{y}",
+            self.namespace_boundary, self.user_boundary, self.user_separator
+        )
+    }
+
     /// The personal channel of `user` in `namespace` (`personal:#alice`).
     pub fn personal_channel(&self, namespace: &str, user: &str) -> String {
         if namespace.is_empty() {

@@ -16,11 +16,14 @@ pub const MAX_MENTIONS: usize = 20;
 struct Incoming {
     #[serde(rename = "type")]
     kind: String,
-    text: String,
+    #[serde(default)]
+    text: Option<String>,
     #[serde(default)]
     reply_to: Option<u64>,
     #[serde(default)]
     mentions: Vec<String>,
+    #[serde(default)]
+    offset: Option<u64>,
 }
 
 /// A message that passed validation.
@@ -32,21 +35,62 @@ pub struct ChatMessage {
     pub mentions: Vec<String>,
 }
 
+/// What a client may publish into a chat room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatPublication {
+    Message(ChatMessage),
+    /// `{type:"edit", offset, text}`: new text for the message at `offset`.
+    Edit {
+        offset: u64,
+        text: String,
+    },
+    /// `{type:"delete", offset}`.
+    Delete {
+        offset: u64,
+    },
+}
+
+impl ChatPublication {
+    /// The publication as stored and delivered (normalized: trimmed, masked, mentions merged).
+    pub fn to_json(&self) -> String {
+        let v = match self {
+            ChatPublication::Message(m) => {
+                let mut v = serde_json::json!({"type": "message", "text": m.text});
+                if let Some(r) = m.reply_to {
+                    v["reply_to"] = r.into();
+                }
+                if !m.mentions.is_empty() {
+                    v["mentions"] = m.mentions.clone().into();
+                }
+                v
+            }
+            ChatPublication::Edit { offset, text } => {
+                serde_json::json!({"type": "edit", "offset": offset, "text": text})
+            }
+            ChatPublication::Delete { offset } => {
+                serde_json::json!({"type": "delete", "offset": offset})
+            }
+        };
+        v.to_string()
+    }
+
+    /// The text to check against blocked words and auto-moderation.
+    pub fn text_mut(&mut self) -> Option<&mut String> {
+        match self {
+            ChatPublication::Message(m) => Some(&mut m.text),
+            ChatPublication::Edit { text, .. } => Some(text),
+            ChatPublication::Delete { .. } => None,
+        }
+    }
+}
+
 fn bad(why: impl std::fmt::Display) -> ClientError {
     ClientError::BAD_REQUEST.with_detail(why)
 }
 
-/// Validates a publication's data as a chat message.
-pub fn validate(data: &str, max_text_len: usize) -> Result<ChatMessage, ClientError> {
-    let m: Incoming = serde_json::from_str(data).map_err(|e| {
-        bad(format_args!(
-            "a chat message is {{\"type\":\"message\",\"text\":…}}: {e}"
-        ))
-    })?;
-    if m.kind != "message" {
-        return Err(bad(format_args!("unknown chat message type {:?}", m.kind)));
-    }
-    let text = m.text.trim();
+/// Trimmed text: not empty, at most `max` characters, no control characters but `\n`, `\t`.
+fn check_text(text: &str, max_text_len: usize) -> Result<String, ClientError> {
+    let text = text.trim();
     if text.is_empty() {
         return Err(bad("empty message"));
     }
@@ -65,21 +109,55 @@ pub fn validate(data: &str, max_text_len: usize) -> Result<ChatMessage, ClientEr
             c as u32
         )));
     }
-    let mut mentions: Vec<String> = m.mentions;
-    mentions.extend(super::mentions::parse(text));
-    mentions.sort();
-    mentions.dedup();
-    if mentions.len() > MAX_MENTIONS {
-        return Err(bad(format_args!(
-            "{} users mentioned, at most {MAX_MENTIONS}",
-            mentions.len()
-        )));
+    Ok(text.to_owned())
+}
+
+/// Parses and validates a chat room publication.
+pub fn parse(data: &str, max_text_len: usize) -> Result<ChatPublication, ClientError> {
+    let m: Incoming = serde_json::from_str(data).map_err(|e| {
+        bad(format_args!(
+            "a chat message is {{\"type\":\"message\",\"text\":…}}: {e}"
+        ))
+    })?;
+    let need_offset = |o: Option<u64>| {
+        o.ok_or_else(|| bad(format_args!("{} needs the offset of the message", m.kind)))
+    };
+    match m.kind.as_str() {
+        "message" => {
+            let text = check_text(m.text.as_deref().unwrap_or(""), max_text_len)?;
+            let mut mentions: Vec<String> = m.mentions;
+            mentions.extend(super::mentions::parse(&text));
+            mentions.sort();
+            mentions.dedup();
+            if mentions.len() > MAX_MENTIONS {
+                return Err(bad(format_args!(
+                    "{} users mentioned, at most {MAX_MENTIONS}",
+                    mentions.len()
+                )));
+            }
+            Ok(ChatPublication::Message(ChatMessage {
+                text,
+                reply_to: m.reply_to,
+                mentions,
+            }))
+        }
+        "edit" => Ok(ChatPublication::Edit {
+            offset: need_offset(m.offset)?,
+            text: check_text(m.text.as_deref().unwrap_or(""), max_text_len)?,
+        }),
+        "delete" => Ok(ChatPublication::Delete {
+            offset: need_offset(m.offset)?,
+        }),
+        other => Err(bad(format_args!("unknown chat message type {other:?}"))),
     }
-    Ok(ChatMessage {
-        text: text.to_owned(),
-        reply_to: m.reply_to,
-        mentions,
-    })
+}
+
+/// Validates a publication's data as a chat message (`type` = `message`).
+pub fn validate(data: &str, max_text_len: usize) -> Result<ChatMessage, ClientError> {
+    match parse(data, max_text_len)? {
+        ChatPublication::Message(m) => Ok(m),
+        _ => Err(bad("not a chat message")),
+    }
 }
 
 #[cfg(test)]
@@ -105,6 +183,35 @@ mod tests {
             validate(html, 4000).unwrap().text,
             "<img src=x onerror=alert(1)>",
             "kept as text"
+        );
+    }
+
+    #[test]
+    fn edits_and_deletes() {
+        let e = parse(r#"{"type":"edit","offset":7,"text":" fixed "}"#, 100).unwrap();
+        assert_eq!(
+            e,
+            ChatPublication::Edit {
+                offset: 7,
+                text: "fixed".into()
+            }
+        );
+        assert_eq!(e.to_json(), r#"{"offset":7,"text":"fixed","type":"edit"}"#);
+        assert_eq!(
+            parse(r#"{"type":"delete","offset":3}"#, 100).unwrap(),
+            ChatPublication::Delete { offset: 3 }
+        );
+        let e = parse(r#"{"type":"delete"}"#, 100).unwrap_err();
+        assert!(
+            e.message.contains("delete needs the offset"),
+            "{}",
+            e.message
+        );
+        assert!(parse(r#"{"type":"edit","offset":1,"text":""}"#, 100).is_err());
+        let m = parse(r#"{"type":"message","text":"hi @bob"}"#, 100).unwrap();
+        assert_eq!(
+            m.to_json(),
+            r#"{"mentions":["bob"],"text":"hi @bob","type":"message"}"#
         );
     }
 

@@ -1,12 +1,221 @@
 //! Chat on top of the client protocol (issue 11), sans-io: who may do what, the message shape,
-//! mentions. The runtime wiring (rpc methods, sanctions, the web page) comes next.
+//! mentions, sanctions, auto-moderation, reactions, statuses. The session
+//! (`crate::session::chat`) asks these and carries out what they decide.
 //!
 //! | module | owns |
 //! |---|---|
 //! | [`permissions`] | roles × permissions, per-namespace overrides, 103 naming the permission |
 //! | [`message`] | `{type:"message", text, reply_to?, mentions?}` validation |
 //! | [`mentions`] | `@name` parsing (not inside words or addresses) |
+//! | [`moderation`] | mutes, bans, kicks, warnings; the moderation history |
+//! | [`automod`] | floods, repeats, blocked words → warnings and escalating mutes |
+//! | [`reactions`] | emoji per message, one per user per emoji |
+//! | [`blocked`] | the blocked-words list |
 
+pub mod automod;
+pub mod blocked;
 pub mod mentions;
 pub mod message;
+pub mod moderation;
 pub mod permissions;
+pub mod reactions;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::channels::ChannelRules;
+use crate::config::file::ChatSection;
+
+/// Most users with a status other than online kept (further ones stay online, logged).
+pub const MAX_STATUSES: usize = 100_000;
+/// Most DM conversations remembered as "the recipient was told" (then forgotten wholesale).
+pub const MAX_DM_NOTIFIED: usize = 100_000;
+
+/// A user's status, carried in presence (`conn_info.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Online,
+    Away,
+    Busy,
+    /// Absent from presence for others, still receives.
+    Invisible,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Online => "online",
+            Status::Away => "away",
+            Status::Busy => "busy",
+            Status::Invisible => "invisible",
+        }
+    }
+}
+
+/// The chat configuration, checked against the channel rules.
+#[derive(Debug, Default)]
+pub struct ChatRules {
+    namespaces: HashSet<String>,
+    pub dm_namespace: Option<String>,
+    pub max_text_len: usize,
+    pub blocked: blocked::BlockedWords,
+    /// Mask blocked words instead of refusing the message.
+    pub mask_blocked: bool,
+    pub max_reaction_emoji: usize,
+    pub permissions: permissions::PermissionTable,
+    pub automod: crate::config::file::AutomodSection,
+}
+
+impl ChatRules {
+    /// From `[chat]`: every named namespace must exist; the DM namespace must be a chat
+    /// namespace that allows user-limited channels. Reads the blocked-words file.
+    pub fn new(c: &ChatSection, channels: &ChannelRules) -> Result<Self, String> {
+        for ns in &c.namespaces {
+            if !channels.has_namespace(ns) {
+                return Err(format!(
+                    "chat.namespaces: {ns:?} is not in channel.namespaces"
+                ));
+            }
+        }
+        let dm_namespace = if c.dm_namespace.is_empty() {
+            None
+        } else {
+            if !c.namespaces.contains(&c.dm_namespace) {
+                return Err(format!(
+                    "chat.dm_namespace: {:?} must also be in chat.namespaces",
+                    c.dm_namespace
+                ));
+            }
+            if !channels.allows_user_limited(&c.dm_namespace) {
+                return Err(format!(
+                    "chat.dm_namespace: namespace {:?} needs allow_user_limited_channels = true",
+                    c.dm_namespace
+                ));
+            }
+            Some(c.dm_namespace.clone())
+        };
+        let mask_blocked = match c.blocked_words_action.as_str() {
+            "refuse" => false,
+            "mask" => true,
+            other => {
+                return Err(format!(
+                    "chat.blocked_words_action: {other:?} (refuse or mask)"
+                ));
+            }
+        };
+        let blocked = if c.blocked_words_file.is_empty() {
+            blocked::BlockedWords::default()
+        } else {
+            let text = std::fs::read_to_string(&c.blocked_words_file)
+                .map_err(|e| format!("chat.blocked_words_file {}: {e}", c.blocked_words_file))?;
+            blocked::BlockedWords::parse(&text)
+                .map_err(|e| format!("chat.blocked_words_file {}: {e}", c.blocked_words_file))?
+        };
+        let mut permissions = permissions::PermissionTable::default();
+        for (ns, roles) in &c.permissions {
+            for (role, perms) in roles {
+                permissions
+                    .set(ns, role, perms)
+                    .map_err(|e| format!("chat.permissions.{ns}: {e}"))?;
+            }
+        }
+        if c.max_text_len == 0 {
+            return Err("chat.max_text_len: must be at least 1".into());
+        }
+        Ok(Self {
+            namespaces: c.namespaces.iter().cloned().collect(),
+            dm_namespace,
+            max_text_len: c.max_text_len,
+            blocked,
+            mask_blocked,
+            max_reaction_emoji: c.max_reaction_emoji.max(1),
+            permissions,
+            automod: c.automod.clone(),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.namespaces.is_empty()
+    }
+
+    /// Whether channels of `namespace` are chat rooms.
+    pub fn is_room(&self, namespace: &str) -> bool {
+        self.namespaces.contains(namespace)
+    }
+}
+
+/// What chat remembers while the server runs, shared by every worker (behind one mutex: chat
+/// actions are human-rate, the broadcast path never takes it).
+#[derive(Debug)]
+pub struct ChatState {
+    pub moderation: moderation::Moderation,
+    pub automod: automod::AutoMod,
+    pub reactions: reactions::Reactions,
+    statuses: HashMap<String, Status>,
+    dm_notified: HashSet<(String, String)>,
+}
+
+impl ChatState {
+    pub fn new(rules: &ChatRules) -> Self {
+        Self {
+            moderation: moderation::Moderation::default(),
+            automod: automod::AutoMod::new(rules.automod.clone()),
+            reactions: reactions::Reactions::default(),
+            statuses: HashMap::new(),
+            dm_notified: HashSet::new(),
+        }
+    }
+
+    pub fn status(&self, user: &str) -> Status {
+        self.statuses.get(user).copied().unwrap_or_default()
+    }
+
+    pub fn set_status(&mut self, user: &str, status: Status) {
+        if status == Status::Online {
+            self.statuses.remove(user);
+        } else if self.statuses.len() < MAX_STATUSES || self.statuses.contains_key(user) {
+            self.statuses.insert(user.to_owned(), status);
+        } else {
+            tracing::warn!(%user, "chat: {MAX_STATUSES} statuses kept; this one not remembered past the connection");
+        }
+    }
+
+    /// True the first time for a (DM channel, recipient) until the recipient subscribes.
+    pub fn should_notify_dm(&mut self, channel: &str, recipient: &str) -> bool {
+        if self.dm_notified.len() >= MAX_DM_NOTIFIED {
+            tracing::warn!("chat: {MAX_DM_NOTIFIED} DM notifications remembered; forgotten");
+            self.dm_notified.clear();
+        }
+        self.dm_notified
+            .insert((channel.to_owned(), recipient.to_owned()))
+    }
+
+    /// The recipient opened the conversation: the next message there while they are away is
+    /// worth a notification again.
+    pub fn dm_seen(&mut self, channel: &str, user: &str) {
+        self.dm_notified
+            .remove(&(channel.to_owned(), user.to_owned()));
+    }
+}
+
+/// The shared chat state and its lock.
+#[derive(Debug)]
+pub struct Chat {
+    state: Mutex<ChatState>,
+}
+
+impl Chat {
+    pub fn new(rules: &ChatRules) -> Self {
+        Self {
+            state: Mutex::new(ChatState::new(rules)),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, ChatState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -89,6 +89,10 @@ impl Disconnect {
     pub const PERMISSION_DENIED: Self = Self::fixed(3507, "permission denied");
     pub const NOT_AVAILABLE: Self = Self::fixed(3508, "not available");
     pub const TOO_MANY_ERRORS: Self = Self::fixed(3509, "too many errors");
+    /// (ringcast chat) removed by a moderator; terminal, a new connect is allowed.
+    pub const KICKED: Self = Self::fixed(4500, "kicked");
+    /// (ringcast chat) banned; terminal, connects are refused until the ban ends.
+    pub const BANNED: Self = Self::fixed(4501, "banned");
 
     /// The same code with a reason that names the problem, cut to [`MAX_REASON_LEN`] bytes.
     pub fn with_detail(&self, detail: impl std::fmt::Display) -> Self {

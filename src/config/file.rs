@@ -55,6 +55,7 @@ pub struct FileConfig {
     pub http_api: HttpApiSection,
     pub websocket: WebsocketSection,
     pub engine: EngineSection,
+    pub chat: ChatSection,
 }
 
 /// The channel engine.
@@ -81,6 +82,78 @@ impl Default for EngineSection {
             max_history_channels: 100_000,
             max_history_memory: 256 << 20,
             max_presence: 1_000_000,
+        }
+    }
+}
+
+/// (ringcast) Chat on top of the client protocol: which namespaces are chat rooms, who may do
+/// what there, message limits, auto-moderation. See PROTOCOL.md, "Chat".
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatSection {
+    /// Namespaces whose channels are chat rooms: publishes must be chat messages, the
+    /// permission table, mutes and bans apply. Empty: chat is off.
+    pub namespaces: Vec<String>,
+    /// The namespace of direct-message channels (`dm:#alice,bob`); must be a chat namespace
+    /// that allows user-limited channels ("" = no DMs).
+    pub dm_namespace: String,
+    /// Longest message text, in characters.
+    pub max_text_len: usize,
+    /// A file of blocked words, one per line (`#` comments); "" = none.
+    pub blocked_words_file: String,
+    /// `refuse` a message with a blocked word, or `mask` the word with `*`.
+    pub blocked_words_action: String,
+    /// Distinct emoji one message may carry.
+    pub max_reaction_emoji: usize,
+    /// Per-namespace permission overrides: namespace → role → permission names.
+    pub permissions:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>,
+    pub automod: AutomodSection,
+}
+
+impl Default for ChatSection {
+    fn default() -> Self {
+        Self {
+            namespaces: Vec::new(),
+            dm_namespace: String::new(),
+            max_text_len: crate::chat::message::DEFAULT_MAX_TEXT_LEN,
+            blocked_words_file: String::new(),
+            blocked_words_action: "refuse".into(),
+            max_reaction_emoji: 20,
+            permissions: Default::default(),
+            automod: AutomodSection::default(),
+        }
+    }
+}
+
+/// (ringcast) Automatic moderation of chat rooms.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutomodSection {
+    pub enabled: bool,
+    /// More than this many messages within `flood_interval` is a flood.
+    pub flood_messages: u32,
+    pub flood_interval: Dur,
+    /// This many identical messages in a row is a repeat.
+    pub repeat_messages: u32,
+    /// Mute durations for a violation at reputation below 75, 50, 25 (above 75: a warning).
+    pub mute_steps: Vec<Dur>,
+    /// Reputation (0–100) lost per violation.
+    pub reputation_penalty: u32,
+    /// Time that restores one point of reputation.
+    pub reputation_restore: Dur,
+}
+
+impl Default for AutomodSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            flood_messages: 10,
+            flood_interval: secs(10),
+            repeat_messages: 3,
+            mute_steps: vec![secs(60), secs(600), secs(3600)],
+            reputation_penalty: 25,
+            reputation_restore: secs(60),
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct AppConfig {
     pub allow_anonymous: bool,
     pub raw_rooms: bool,
     pub channels: crate::channels::ChannelRules,
+    /// `[chat]`, checked.
+    pub chat: crate::chat::ChatRules,
     /// The engine's limits.
     pub engine: file::EngineSection,
     /// Where the server API listens (None: off).
@@ -149,6 +151,12 @@ impl AppConfig {
         }
         let channels =
             crate::channels::ChannelRules::new(&file.channel).map_err(ConfigError::Namespace)?;
+        let chat = crate::chat::ChatRules::new(&file.chat, &channels).map_err(|message| {
+            ConfigError::Invalid {
+                key: "chat",
+                message,
+            }
+        })?;
         let api_listen = api_listen(&file.http_api)?;
         let outbox = OutboxSettings::from_flags(flags)?;
         let trusted_proxies = file
@@ -179,6 +187,7 @@ impl AppConfig {
             try_it_out,
             allow_anonymous,
             channels,
+            chat,
         })
     }
 

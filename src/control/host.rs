@@ -1,6 +1,5 @@
 //! The API's view of the server: the shared engine, and the workers' control queues.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::warn;
@@ -21,18 +20,7 @@ impl ApiHost for ControlHost<'_> {
     }
 
     fn to_sessions(&self, cmd: SessionCommand) -> bool {
-        let cmd = Arc::new(cmd);
-        let mut all = true;
-        for (w, inbox) in self.0.inboxes.iter().enumerate() {
-            if !inbox.send_control(Control::Session(cmd.clone())) {
-                warn!(
-                    worker = w,
-                    "control queue of worker {w} is full: API command not delivered there"
-                );
-                all = false;
-            }
-        }
-        all
+        self.0.to_sessions(cmd)
     }
 }
 

@@ -318,6 +318,10 @@ impl Host for ConnHost<'_> {
     fn user_disconnected(&mut self, user: &str) {
         self.worker.shared.users.remove(user)
     }
+
+    fn to_sessions(&mut self, cmd: SessionCommand) -> bool {
+        self.worker.shared.to_sessions(cmd)
+    }
 }
 
 impl ClientApp {
@@ -356,6 +360,7 @@ impl ClientApp {
                     SessionCommand::Refresh {
                         expired, expire_at, ..
                     } => s.server_refresh(*expired, *expire_at, Now::system()),
+                    SessionCommand::Status(_, status) => s.apply_status(*status, &mut host),
                 }
             }
         }

@@ -132,6 +132,25 @@ pub struct ServerShared {
     pub files: Option<Arc<crate::files::route::FilesConfig>>,
 }
 
+impl ServerShared {
+    /// Hands a session command to every worker; false when some worker's control queue was
+    /// full (logged).
+    pub fn to_sessions(&self, cmd: crate::api::SessionCommand) -> bool {
+        let cmd = Arc::new(cmd);
+        let mut all = true;
+        for (w, inbox) in self.inboxes.iter().enumerate() {
+            if !inbox.send_control(inbox::Control::Session(cmd.clone())) {
+                tracing::warn!(
+                    worker = w,
+                    "control queue of worker {w} is full: session command not delivered there"
+                );
+                all = false;
+            }
+        }
+        all
+    }
+}
+
 /// The engine's outlet: a publication's frame into the inboxes of the workers with subscribers.
 struct Outlet(std::sync::Weak<ServerShared>);
 

@@ -18,7 +18,7 @@ use crate::client_protocol::Disconnect;
 use crate::client_protocol::codes::{ClientError, unsubscribe};
 use crate::client_protocol::reply::UnsubscribePush;
 use crate::config::NamespaceOptions;
-use crate::engine::{HistoryOptions, HistoryQuery, PresenceEntry};
+use crate::engine::{HistoryOptions, HistoryQuery};
 
 /// A channel's history settings from its namespace.
 pub fn history_options(o: &NamespaceOptions) -> HistoryOptions {
@@ -116,18 +116,13 @@ impl ClientSession {
             entered.offset = top.offset;
             entered.epoch = Some(top.epoch);
         }
+        let visible = self.visible();
         let mut presence = false;
-        if ns.presence {
-            presence = host.presence_add(
-                channel,
-                PresenceEntry {
-                    client: self.client_id.as_str().into(),
-                    user: self.user.as_str().into(),
-                    conn_info: self.conn_info.as_ref().map(|c| c.get().into()),
-                },
-            );
+        if ns.presence && visible {
+            presence = host.presence_add(channel, self.presence_entry());
         }
         if ns.join_leave
+            && visible
             && let Some(info) = self.publisher()
         {
             host.presence_event(channel, true, &info);
@@ -137,6 +132,7 @@ impl ClientSession {
             Sub {
                 server_side: wants.server_side,
                 presence,
+                ns_presence: ns.presence,
                 join_leave: ns.join_leave,
                 close_at: wants.close_at,
             },
@@ -151,6 +147,7 @@ impl ClientSession {
             host.presence_remove(channel, &self.client_id);
         }
         if sub.join_leave
+            && self.visible()
             && let Some(info) = self.publisher()
         {
             host.presence_event(channel, false, &info);

@@ -87,8 +87,12 @@ impl ClientSession {
         } else {
             claims.role()
         };
-        self.conn_info = claims.info.clone();
+        self.token_info = claims.info.clone();
+        self.conn_info = self.token_info.clone();
         self.user = user;
+        if !self.chat_on_connect(now) {
+            return;
+        }
         let (expires, ttl) = self.set_expiry(claims.expires_at(), now);
 
         // Server-side subscriptions: the token's `subs` (or `channels`), the personal channel, the

@@ -23,8 +23,10 @@
 //! | [`rpc`] | the table of `rpc` methods |
 //! | `server_commands` | what the server API does to a session: disconnect, (un)subscribe, refresh |
 //! | [`timers`] | stale, ping/pong, expiry |
+//! | `chat` | chat rooms: bans, mutes, auto-moderation, mentions, DMs, reactions, statuses |
 
 mod channel;
+mod chat;
 mod connect;
 mod engine_commands;
 mod publish;
@@ -67,15 +69,19 @@ const RATE_STRIKES: u32 = 10;
 pub struct Now {
     pub at: Instant,
     pub unix: u64,
+    /// Unix milliseconds (chat: sanctions, flood windows).
+    pub unix_ms: u64,
 }
 
 impl Now {
     pub fn system() -> Self {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Self {
             at: Instant::now(),
-            unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            unix: since_epoch.as_secs(),
+            unix_ms: since_epoch.as_millis() as u64,
         }
     }
 
@@ -122,6 +128,9 @@ pub trait Host {
     /// Count a connection of `user` against the per-user cap; false when it is full.
     fn user_connected(&mut self, user: &str) -> bool;
     fn user_disconnected(&mut self, user: &str);
+    /// Hands a command to the sessions it names, on every worker (this one included, in a
+    /// later turn); false when some worker's queue was full.
+    fn to_sessions(&mut self, cmd: crate::api::SessionCommand) -> bool;
 }
 
 /// Refused connection tokens, by reason (for `/metrics`).
@@ -143,6 +152,8 @@ pub struct SessionEnv {
     pub cfg: Arc<AppConfig>,
     pub auth_failures: AuthFailures,
     pub rpc: RpcTable,
+    /// Chat's shared state (sanctions, reactions, statuses); rules are in `cfg.chat`.
+    pub chat: crate::chat::Chat,
     /// The version the connect reply announces.
     pub version: &'static str,
 }
@@ -150,6 +161,7 @@ pub struct SessionEnv {
 impl SessionEnv {
     pub fn new(cfg: Arc<AppConfig>) -> Self {
         Self {
+            chat: crate::chat::Chat::new(&cfg.chat),
             cfg,
             auth_failures: AuthFailures::default(),
             rpc: RpcTable::default(),
@@ -175,6 +187,8 @@ struct Sub {
     server_side: bool,
     /// This connection is in the channel's presence (remove it when leaving).
     presence: bool,
+    /// The channel's namespace keeps presence (an invisible connection is not in it).
+    ns_presence: bool,
     /// The channel sends join/leave pushes (send a leave when leaving).
     join_leave: bool,
     /// When the subscription ends unless refreshed (sub token `exp` + grace).
@@ -190,8 +204,13 @@ pub struct ClientSession {
     upgrade_token: Option<String>,
     user: String,
     role: Role,
-    /// The token's `info` claim: `conn_info` of this connection's publications.
+    /// The token's `info` claim.
+    token_info: Option<Box<RawValue>>,
+    /// `conn_info` of this connection's publications and presence: the token's `info`, with
+    /// the chat status when it is not online.
     conn_info: Option<Box<RawValue>>,
+    /// The chat status (online unless set).
+    status: crate::chat::Status,
     /// Counted against the per-user cap (released on close).
     counted: bool,
     /// Closes with 3005 at this time unless refreshed (token exp + expired_close_delay).
@@ -223,7 +242,9 @@ impl ClientSession {
             upgrade_token,
             user: String::new(),
             role: Role::Guest,
+            token_info: None,
             conn_info: None,
+            status: crate::chat::Status::Online,
             counted: false,
             expire_close_at: None,
             subs: subs::Subs::default(),
@@ -351,7 +372,7 @@ impl ClientSession {
             Request::Presence(r) => self.on_presence(id, r, false, host),
             Request::PresenceStats(r) => self.on_presence(id, r, true, host),
             Request::History(r) => self.on_history(id, r, now, host),
-            Request::Rpc(r) => self.on_rpc(id, r),
+            Request::Rpc(r) => self.on_rpc(id, r, now, host),
             Request::Send(r) => self.on_send(r),
             Request::Ping => self.reply_empty(id, "ping"),
             Request::None if is_pong => self.pong_deadline = None,

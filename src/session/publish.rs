@@ -38,6 +38,16 @@ impl ClientSession {
             info!(target: AUDIT, client = %self.client_id, user = %self.user, channel, "publish denied: {}", e.message);
             return self.out.error(id, &e);
         }
+        if let Some(ns) = super::chat::room_namespace(&env, &resolved) {
+            let ns = ns.to_owned();
+            return match self.chat_publish(channel, &ns, data, now, host) {
+                Ok(()) => self.reply_empty(id, "publish"),
+                Err(e) => {
+                    info!(target: AUDIT, client = %self.client_id, user = %self.user, channel, "chat publish refused: {}", e.message);
+                    self.out.error(id, &e)
+                }
+            };
+        }
         let history = super::channel::history_options(resolved.opts);
         match host.publish(channel, data, self.publisher().as_ref(), history, now.at) {
             Ok(_) => self.reply_empty(id, "publish"),
@@ -45,7 +55,19 @@ impl ClientSession {
         }
     }
 
-    pub(super) fn on_rpc(&mut self, id: u32, r: &RpcRequest<'_>) {
+    pub(super) fn on_rpc(&mut self, id: u32, r: &RpcRequest<'_>, now: Now, host: &mut dyn Host) {
+        if let Some(result) = self.chat_rpc(&r.method, r.data, now, host) {
+            return match result {
+                Ok(data) => self.out.reply(
+                    id,
+                    "rpc",
+                    &RpcResult {
+                        data: data.as_deref(),
+                    },
+                ),
+                Err(e) => self.out.error(id, &e),
+            };
+        }
         let env = self.env.clone();
         let Some(handler) = env.rpc.get(&r.method) else {
             return self.out.error(

@@ -68,6 +68,12 @@ impl ClientSession {
                 }
             }
         }
+        if let Some(ns) = super::chat::room_namespace(&env, &resolved)
+            && let Err(e) = self.chat_may_enter(ns, channel, now)
+        {
+            info!(target: AUDIT, client = %self.client_id, user = %self.user, channel, "subscribe denied: {}", e.message);
+            return self.out.error(id, &e);
+        }
         let close_at =
             expires_at.map(|t| now.instant_of(t) + cfg.client().expired_sub_close_delay.0);
         let wants = Wants {

@@ -42,6 +42,8 @@ struct FakeHost {
     cap: usize,
     /// Publish this into the channel right before the next history read (a race).
     before_history: Option<String>,
+    /// Commands handed to every worker's sessions.
+    commands: Vec<crate::api::SessionCommand>,
 }
 
 impl Default for FakeHost {
@@ -63,6 +65,7 @@ impl Default for FakeHost {
             users: HashMap::new(),
             cap: 0,
             before_history: None,
+            commands: Vec::new(),
         }
     }
 }
@@ -143,6 +146,10 @@ impl Host for FakeHost {
         *n += 1;
         true
     }
+    fn to_sessions(&mut self, cmd: crate::api::SessionCommand) -> bool {
+        self.commands.push(cmd);
+        true
+    }
     fn user_disconnected(&mut self, user: &str) {
         *self.users.get_mut(user).unwrap() -= 1;
     }
@@ -209,6 +216,7 @@ fn t0() -> Now {
     Now {
         at: Instant::now(),
         unix: 1_800_000_000,
+        unix_ms: 1_800_000_000_000,
     }
 }
 
@@ -216,6 +224,7 @@ fn later(now: Now, secs: u64) -> Now {
     Now {
         at: now.at + Duration::from_secs(secs),
         unix: now.unix + secs,
+        unix_ms: now.unix_ms + secs * 1000,
     }
 }
 

@@ -1,0 +1,235 @@
+//! A publish into a chat room: the role may publish (and send DMs, and mention), the user is not
+//! muted, the data is a chat message (or an edit or delete of one's own), blocked words and
+//! auto-moderation pass; then the normalized message is published and mentioned users and DM
+//! recipients are notified on their personal channels.
+
+use serde_json::json;
+use serde_json::value::RawValue;
+use tracing::info;
+
+use super::super::connect::AUDIT;
+use super::super::{ClientSession, Host, Now};
+use crate::chat::automod::Verdict;
+use crate::chat::message::{ChatPublication, parse};
+use crate::chat::permissions::Permission;
+use crate::client_protocol::codes::ClientError;
+use crate::engine::HistoryQuery;
+
+impl ClientSession {
+    /// Publishes `data` into the chat room `channel` (already resolved, `may_publish` passed).
+    pub(in crate::session) fn chat_publish(
+        &mut self,
+        channel: &str,
+        ns: &str,
+        data: &RawValue,
+        now: Now,
+        host: &mut dyn Host,
+    ) -> Result<(), ClientError> {
+        let env = self.env.clone();
+        let rules = &env.cfg.chat;
+        rules
+            .permissions
+            .check(ns, self.role, Permission::Publish)?;
+        let dm = rules.dm_namespace.as_deref() == Some(ns);
+        if dm {
+            rules.permissions.check(ns, self.role, Permission::SendDm)?;
+        }
+        if let Some(m) = env
+            .chat
+            .lock()
+            .moderation
+            .muted(&self.user, channel, now.unix_ms)
+        {
+            return Err(ClientError::PERMISSION_DENIED.with_detail(format_args!(
+                "you are muted {}: {}",
+                m.ends(),
+                m.reason
+            )));
+        }
+        let mut publication = parse(data.get(), rules.max_text_len)?;
+        if let ChatPublication::Message(m) = &publication
+            && !m.mentions.is_empty()
+        {
+            rules
+                .permissions
+                .check(ns, self.role, Permission::Mention)?;
+        }
+        match &publication {
+            ChatPublication::Edit { offset, .. } | ChatPublication::Delete { offset } => {
+                self.may_change(channel, ns, *offset, now, host)?;
+            }
+            ChatPublication::Message(_) => {}
+        }
+        if let Some(text) = publication.text_mut() {
+            let blocked = rules.blocked.matches(text);
+            if blocked && rules.mask_blocked {
+                *text = rules.blocked.mask(text);
+            }
+            let verdict = env.chat.lock().automod.check(
+                &self.user,
+                text,
+                blocked && !rules.mask_blocked,
+                now.unix_ms,
+            );
+            self.automod_verdict(verdict, now, host)?;
+        }
+        let json = publication.to_json();
+        let raw = RawValue::from_string(json).map_err(|_| ClientError::INTERNAL)?;
+        let history =
+            super::super::channel::history_options(env.cfg.channels.resolve(channel)?.opts);
+        let pos = host.publish(channel, &raw, self.publisher().as_ref(), history, now.at)?;
+        let offset = pos.map_or(0, |p| p.offset);
+        if let ChatPublication::Message(m) = &publication {
+            self.notify_mentions(channel, offset, &m.text, &m.mentions, now, host);
+            if dm {
+                self.notify_dm(channel, offset, &m.text, now, host);
+            }
+        }
+        Ok(())
+    }
+
+    /// An edit or delete: of one's own message, or by a role that may mute here.
+    fn may_change(
+        &self,
+        channel: &str,
+        ns: &str,
+        offset: u64,
+        now: Now,
+        host: &mut dyn Host,
+    ) -> Result<(), ClientError> {
+        let history =
+            super::super::channel::history_options(self.env.cfg.channels.resolve(channel)?.opts);
+        let query = HistoryQuery {
+            since: Some(offset.saturating_sub(1)),
+            limit: 1,
+            reverse: false,
+        };
+        let (items, _) = host.history(channel, query, history, now.at)?;
+        let Some(item) = items.into_iter().find(|i| i.offset == offset) else {
+            return Err(ClientError::BAD_REQUEST.with_detail(format_args!(
+                "no message at offset {offset} in {channel}'s history"
+            )));
+        };
+        let p: serde_json::Value =
+            serde_json::from_slice(&item.publication).map_err(|_| ClientError::INTERNAL)?;
+        if p["data"]["type"] != "message" {
+            return Err(ClientError::BAD_REQUEST
+                .with_detail(format_args!("offset {offset} is not a chat message")));
+        }
+        let author = p["info"]["user"].as_str().unwrap_or("");
+        if author == self.user && !self.user.is_empty() {
+            return Ok(());
+        }
+        self.env
+            .cfg
+            .chat
+            .permissions
+            .check(ns, self.role, Permission::Mute)
+            .map_err(|_| {
+                ClientError::PERMISSION_DENIED
+                    .with_detail("only the author or a moderator may change a message")
+            })
+    }
+
+    /// Auto-moderation's verdict: a warning or a mute refuses the message, is recorded in the
+    /// moderation history and told to the user on their personal channel.
+    fn automod_verdict(
+        &self,
+        v: Verdict,
+        now: Now,
+        host: &mut dyn Host,
+    ) -> Result<(), ClientError> {
+        let (violation, mute) = match v {
+            Verdict::Pass => return Ok(()),
+            Verdict::Warn(x) => (x, None),
+            Verdict::Mute(x, ms) => (x, Some(ms)),
+        };
+        let reason = violation.reason();
+        self.env
+            .chat
+            .lock()
+            .moderation
+            .automatic(&self.user, mute, reason, now.unix_ms);
+        let action = if mute.is_some() { "mute" } else { "warn" };
+        info!(target: AUDIT, user = %self.user, action, reason, mute_ms = mute, "auto-moderation");
+        self.notify(
+            &self.user,
+            &json!({"type": "moderation", "action": action, "by": "automod", "reason": reason,
+                    "channel": null, "until": mute.map(|ms| now.unix_ms + ms)}),
+            now,
+            host,
+        );
+        Err(ClientError::PERMISSION_DENIED.with_detail(match mute {
+            Some(ms) => format!("auto-moderation: {reason}; muted for {} s", ms / 1000),
+            None => format!("auto-moderation: {reason}; this is a warning"),
+        }))
+    }
+
+    /// A mention notification for each mentioned user who may read the room (not the author).
+    fn notify_mentions(
+        &self,
+        channel: &str,
+        offset: u64,
+        text: &str,
+        mentions: &[String],
+        now: Now,
+        host: &mut dyn Host,
+    ) {
+        let env = self.env.clone();
+        let Ok(resolved) = env.cfg.channels.resolve(channel) else {
+            return;
+        };
+        for user in mentions {
+            if *user == self.user || env.cfg.channels.may_subscribe(&resolved, user).is_err() {
+                continue;
+            }
+            if env
+                .chat
+                .lock()
+                .moderation
+                .banned(user, Some(channel), now.unix_ms)
+                .is_some()
+            {
+                continue;
+            }
+            self.notify(
+                user,
+                &json!({"type": "mention", "channel": channel, "offset": offset,
+                        "from": self.user, "text": text}),
+                now,
+                host,
+            );
+        }
+    }
+
+    /// The first message of a DM while the recipient is not in the channel: a notification.
+    fn notify_dm(&self, channel: &str, offset: u64, text: &str, now: Now, host: &mut dyn Host) {
+        let env = self.env.clone();
+        let Ok(resolved) = env.cfg.channels.resolve(channel) else {
+            return;
+        };
+        let Some(users) = resolved.users else {
+            return;
+        };
+        let present: Vec<String> = host
+            .presence(channel)
+            .into_iter()
+            .map(|e| e.user.to_string())
+            .collect();
+        for user in env.cfg.channels.limited_users(users) {
+            if user == self.user || present.iter().any(|p| p == user) {
+                continue;
+            }
+            if !env.chat.lock().should_notify_dm(channel, user) {
+                continue;
+            }
+            self.notify(
+                user,
+                &json!({"type": "dm", "channel": channel, "offset": offset,
+                        "from": self.user, "text": text}),
+                now,
+                host,
+            );
+        }
+    }
+}
