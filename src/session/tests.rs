@@ -862,3 +862,5 @@ fn a_gap_unsubscribes_with_2500() {
     assert!(host.subscribed.is_empty());
     assert!(s.disconnect().is_none());
 }
+
+mod chat;
