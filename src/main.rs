@@ -50,6 +50,22 @@ enum Command {
         #[arg(long, env = "RINGCAST_URL_SIGNING_KEY", hide_env_values = true)]
         url_signing_key: String,
     },
+    /// Print a connection token (HS256, with the configured HMAC secret) for trying chat roles:
+    /// ringcast token --config chat.toml --user alice --roles moderator.
+    Token {
+        /// The user (`sub`).
+        #[arg(long)]
+        user: String,
+        /// Roles, comma-separated: guest, user, moderator, admin.
+        #[arg(long, value_delimiter = ',', default_value = "user")]
+        roles: Vec<String>,
+        /// How long the token is valid: 90s, 30m, 1h, 7d…
+        #[arg(long, default_value = "24h", value_parser = ringcast::config::units::parse_duration)]
+        ttl: std::time::Duration,
+        /// The `info` claim, JSON (shown to others in presence and publications).
+        #[arg(long)]
+        info: Option<String>,
+    },
     /// Create the PostgreSQL outbox table, its index and NOTIFY trigger, then exit. Safe to run again.
     OutboxInit {
         /// postgres://user:password@host/database
@@ -104,6 +120,25 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("ringcast sign: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+
+    if let Some(Command::Token {
+        user,
+        roles,
+        ttl,
+        info,
+    }) = &cli.command
+    {
+        return match mint_token(&cli.server.app, user, roles, *ttl, info.as_deref()) {
+            Ok(t) => {
+                println!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringcast token: {e}");
                 ExitCode::from(2)
             }
         };
@@ -245,4 +280,46 @@ fn outbox_init(flags: &ringcast::config::AppFlags) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `ringcast token`: a token signed with the configured HMAC secret.
+fn mint_token(
+    flags: &ringcast::config::AppFlags,
+    user: &str,
+    roles: &[String],
+    ttl: std::time::Duration,
+    info: Option<&str>,
+) -> Result<String, String> {
+    use ringcast::auth::{Role, mint};
+    let cfg = ringcast::config::AppConfig::build(flags).map_err(|e| e.to_string())?;
+    let secret = &cfg.file.client.token.hmac_secret_key;
+    if secret.is_empty() {
+        return Err(
+            "no HMAC secret configured: set --token-hmac-secret or client.token.hmac_secret_key"
+                .into(),
+        );
+    }
+    if user.is_empty() {
+        return Err("--user must not be empty".into());
+    }
+    let roles = roles
+        .iter()
+        .map(|r| {
+            serde_json::from_value::<Role>(serde_json::Value::String(r.clone()))
+                .map_err(|_| format!("unknown role {r:?}: use guest, user, moderator or admin"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let info = info
+        .map(|i| serde_json::from_str(i).map_err(|e| format!("--info is not JSON: {e}")))
+        .transpose()?;
+    Ok(mint::hs256(
+        secret.as_bytes(),
+        &mint::Mint {
+            user,
+            roles: &roles,
+            now: ringcast::session::Now::system().unix,
+            ttl_secs: ttl.as_secs(),
+            info,
+        },
+    ))
 }

@@ -10,10 +10,12 @@
 //! |---|---|
 //! | [`claims`] | the claims of connection and subscription tokens, roles |
 //! | [`keys`] | loading keys: HMAC, PEM public keys, JWKS |
+//! | [`mint`] | HS256 connection tokens for `ringcast token` (development) |
 //! | `signature` | signature checks with ring, for every algorithm |
 
 pub mod claims;
 pub mod keys;
+pub mod mint;
 mod signature;
 
 use jsonwebtoken::decode_header;
