@@ -50,3 +50,4 @@ pub mod session;
 #[doc(hidden)]
 pub mod test_keys;
 pub mod tls;
+pub mod web;

@@ -66,6 +66,8 @@ pub struct ChatRules {
     /// Mask blocked words instead of refusing the message.
     pub mask_blocked: bool,
     pub max_reaction_emoji: usize,
+    /// Rooms to list (`chat.rooms`).
+    pub rooms: Vec<String>,
     pub permissions: permissions::PermissionTable,
     pub automod: crate::config::file::AutomodSection,
 }
@@ -123,6 +125,12 @@ impl ChatRules {
                     .map_err(|e| format!("chat.permissions.{ns}: {e}"))?;
             }
         }
+        for room in &c.rooms {
+            let ns = room.split_once(':').map_or("", |(ns, _)| ns);
+            if !c.namespaces.iter().any(|n| n == ns) {
+                return Err(format!("chat.rooms: {room:?} is not in a chat namespace"));
+            }
+        }
         if c.max_text_len == 0 {
             return Err("chat.max_text_len: must be at least 1".into());
         }
@@ -133,6 +141,7 @@ impl ChatRules {
             blocked,
             mask_blocked,
             max_reaction_emoji: c.max_reaction_emoji.max(1),
+            rooms: c.rooms.clone(),
             permissions,
             automod: c.automod.clone(),
         })

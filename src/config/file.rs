@@ -105,6 +105,8 @@ pub struct ChatSection {
     pub blocked_words_action: String,
     /// Distinct emoji one message may carry.
     pub max_reaction_emoji: usize,
+    /// Rooms the web page (and `rpc chat.info`) lists.
+    pub rooms: Vec<String>,
     /// Per-namespace permission overrides: namespace → role → permission names.
     pub permissions:
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>,
@@ -120,6 +122,7 @@ impl Default for ChatSection {
             blocked_words_file: String::new(),
             blocked_words_action: "refuse".into(),
             max_reaction_emoji: 20,
+            rooms: Vec::new(),
             permissions: Default::default(),
             automod: AutomodSection::default(),
         }

@@ -71,6 +71,7 @@ impl HandshakeError {
 pub struct Status(pub u16, pub &'static str);
 
 impl Status {
+    pub const OK: Self = Self(200, "OK");
     pub const BAD_REQUEST: Self = Self(400, "Bad Request");
     pub const UNAUTHORIZED: Self = Self(401, "Unauthorized");
     pub const FORBIDDEN: Self = Self(403, "Forbidden");

@@ -749,6 +749,14 @@ impl Reader {
             self.phase = Phase::Files { head };
             return self.serve_files();
         }
+        if crate::web::is_page_request(&head) {
+            let shared = &self.worker.shared;
+            self.conn.send_handshake(crate::web::answer(&head, || {
+                super::stats_page::json(shared)
+            }));
+            self.end();
+            return ControlFlow::Break(());
+        }
         let (request, used) = match parse_request(&head) {
             Ok(None) => {
                 self.phase = Phase::Upgrading { head, reject };

@@ -37,6 +37,7 @@ pub mod outbound;
 pub mod rate;
 pub mod rooms;
 pub mod send_buffers;
+mod stats_page;
 pub mod worker;
 
 use std::net::SocketAddr;

@@ -129,6 +129,7 @@ impl ClientSession {
             "reaction.list" => params(method, data).and_then(|p| self.reaction_list(p)),
             "status.set" => params(method, data).and_then(|p| self.status_set(p, host)),
             "mod.history" => params(method, data).and_then(|p| self.mod_history(p)),
+            "chat.info" => self.chat_info(),
             _ => match action {
                 Some(a) => params(method, data).and_then(|p| self.moderate(a, p, now, host)),
                 None => return None,
@@ -355,6 +356,18 @@ impl ClientSession {
             host,
         );
         reply(json!({ "record": r }))
+    }
+
+    /// Who you are here and the rooms to list: what the web page needs to draw itself.
+    fn chat_info(&self) -> Reply {
+        let rules = &self.env.cfg.chat;
+        reply(json!({
+            "user": self.user,
+            "role": self.role,
+            "rooms": rules.rooms,
+            "moderator": rules.permissions.allows(GLOBAL, self.role, Permission::Mute),
+            "dm": rules.dm_namespace.is_some(),
+        }))
     }
 
     fn mod_history(&mut self, p: ModHistory) -> Reply {
