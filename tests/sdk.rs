@@ -69,10 +69,16 @@ fn server_with(extra: &[&str]) -> common::TestServer {
 }
 
 fn node(port: u16, ca: &Path, scenario: Option<&str>) -> Command {
+    let mut cmd = node_script("js_sdk.mjs", port, ca);
+    cmd.args(scenario);
+    cmd
+}
+
+/// `node SCRIPT` in tests/sdk against the server on `port`.
+fn node_script(script: &str, port: u16, ca: &Path) -> Command {
     let mut cmd = Command::new("node");
     cmd.current_dir(root().join("tests/sdk"))
-        .arg("js_sdk.mjs")
-        .args(scenario)
+        .arg(script)
         .env(
             "RINGCAST_URL",
             format!("wss://localhost:{port}/connection/websocket"),
@@ -253,9 +259,25 @@ fn python_websockets_compression() {
 #[test]
 fn chromium_compression() {
     let python = root().join(".venv/bin/python");
+    if !chromium_ready(&python) {
+        return;
+    }
+    // The test page comes from another loopback origin (the script's own HTTP server).
+    let (s, api) = compression_server(&["--allowed-origins", "*"]);
+    let mut cmd = Command::new(python);
+    cmd.arg(root().join("tests/sdk/py_browser_deflate.py"))
+        .env("RINGCAST_WSS", format!("wss://127.0.0.1:{}", s.port))
+        .env("RINGCAST_SECRET", SECRET)
+        .env("RINGCAST_METRICS", format!("http://{api}/metrics"));
+    run(cmd, "headless chromium");
+}
+
+/// Chromium, selenium and the venv's python are there; a skip (or, with
+/// RINGCAST_REQUIRE_CHROMIUM=1, a failure) otherwise.
+fn chromium_ready(python: &Path) -> bool {
     let driver = Path::new("/usr/bin/chromedriver");
     let have = driver.exists()
-        && Command::new(&python)
+        && Command::new(python)
             .args(["-c", "import selenium"])
             .status()
             .is_ok_and(|s| s.success());
@@ -268,16 +290,69 @@ fn chromium_compression() {
         eprintln!(
             "SKIPPED: chromium + chromium-driver (Debian) and selenium (.venv) not installed"
         );
+    }
+    have
+}
+
+/// A token from `ringcast token` with the chat configuration's secret.
+fn chat_token(config: &Path, user: &str, roles: &str) -> String {
+    let out = common::process::ringcast()
+        .arg("--config")
+        .arg(config)
+        .args(["token", "--user", user, "--roles", roles])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Chat through npm `centrifuge` on `deploy/chat-dev.toml` (tests/sdk/js_chat.mjs): a guest
+/// cannot publish, a mute ends on time, a ban closes a user on both workers and refuses
+/// reconnects, reactions count once per user, mentions and DMs notify only who may read.
+#[test]
+fn javascript_sdk_chat() {
+    let dir = root().join("tests/sdk");
+    if !installed(&dir.join("node_modules/centrifuge"), "npm centrifuge") {
         return;
     }
-    // The test page comes from another loopback origin (the script's own HTTP server).
-    let (s, api) = compression_server(&["--allowed-origins", "*"]);
+    let config = root().join("deploy/chat-dev.toml");
+    let s = common::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--token-hmac-secret",
+        SECRET,
+    ]);
+    run(
+        node_script("js_chat.mjs", s.port, &s.cert_path()),
+        "npm centrifuge (chat)",
+    );
+}
+
+/// The chat page (GET /) in headless Chromium: three users in three windows with tokens from
+/// `ringcast token`, on the committed `deploy/chat-dev.toml` (tests/sdk/py_browser_chat.py).
+/// RINGCAST_SCREENSHOTS=DIR keeps screenshots of the chat and stats pages.
+#[test]
+fn chromium_chat_page() {
+    let python = root().join(".venv/bin/python");
+    if !chromium_ready(&python) {
+        return;
+    }
+    let config = root().join("deploy/chat-dev.toml");
+    let s = common::start(&["--config", config.to_str().unwrap()]);
     let mut cmd = Command::new(python);
-    cmd.arg(root().join("tests/sdk/py_browser_deflate.py"))
-        .env("RINGCAST_WSS", format!("wss://127.0.0.1:{}", s.port))
-        .env("RINGCAST_SECRET", SECRET)
-        .env("RINGCAST_METRICS", format!("http://{api}/metrics"));
-    run(cmd, "headless chromium");
+    cmd.arg(root().join("tests/sdk/py_browser_chat.py"))
+        .env("RINGCAST_HTTPS", format!("https://127.0.0.1:{}", s.port));
+    for (user, roles) in [("alice", "user"), ("bob", "user"), ("mia", "moderator")] {
+        cmd.env(
+            format!("RINGCAST_TOKEN_{}", user.to_uppercase()),
+            chat_token(&config, user, roles),
+        );
+    }
+    run(cmd, "headless chromium chat page");
 }
 
 /// The server API through PyPI `cent`, SDK connections on the receiving end, /metrics through

@@ -58,11 +58,17 @@ impl Message {
         if !self.compressed {
             return Ok((self, None));
         }
-        let mut out = Vec::with_capacity(HEADER_ROOM + self.payload().len().max(64));
-        out.resize(HEADER_ROOM, 0);
         let limit = usize::try_from(limit)
             .unwrap_or(usize::MAX)
             .saturating_add(HEADER_ROOM);
+        // Room for 4× the compressed size (JSON inflates 3–10×), never past the limit plus one
+        // chunk: a message that nears the limit is inflated into one allocation, not grown by
+        // reallocations that would hold the old and the new buffer at once.
+        let guess = (4 * self.payload().len())
+            .max(64)
+            .min(limit.saturating_add(super::deflate::INFLATE_CHUNK));
+        let mut out = Vec::with_capacity(HEADER_ROOM + guess);
+        out.resize(HEADER_ROOM, 0);
         inflater.begin();
         inflater
             .inflate(self.payload(), true, limit, &mut out)

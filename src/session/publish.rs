@@ -30,15 +30,24 @@ impl ClientSession {
             Err(e) => return self.out.error(id, &e),
         };
         let subscribed = self.subs.contains_key(channel);
-        if let Err(e) = env
-            .cfg
-            .channels
-            .may_publish(&resolved, &self.user, subscribed)
-        {
+        let room = super::chat::room_namespace(&env, &resolved);
+        // In a chat room the role decides first, so a guest hears which permission it lacks.
+        let role_check = room.map_or(Ok(()), |ns| {
+            env.cfg.chat.permissions.check(
+                ns,
+                self.role,
+                crate::chat::permissions::Permission::Publish,
+            )
+        });
+        if let Err(e) = role_check.and_then(|()| {
+            env.cfg
+                .channels
+                .may_publish(&resolved, &self.user, subscribed)
+        }) {
             info!(target: AUDIT, client = %self.client_id, user = %self.user, channel, "publish denied: {}", e.message);
             return self.out.error(id, &e);
         }
-        if let Some(ns) = super::chat::room_namespace(&env, &resolved) {
+        if let Some(ns) = room {
             let ns = ns.to_owned();
             return match self.chat_publish(channel, &ns, data, now, host) {
                 Ok(()) => self.reply_empty(id, "publish"),

@@ -2,53 +2,7 @@
 // Env: RINGCAST_URL (wss://…/connection/websocket), RINGCAST_SECRET (HMAC), RINGCAST_KEYS (dir
 // of test key pairs), NODE_EXTRA_CA_CERTS (the server's dev certificate).
 // Prints "ok <scenario>" per scenario; exits 1 on the first failure.
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import WebSocket from 'ws';
-import { Centrifuge } from 'centrifuge';
-
-const url = process.env.RINGCAST_URL;
-const secret = process.env.RINGCAST_SECRET;
-const keyDir = process.env.RINGCAST_KEYS;
-const key = (name) => fs.readFileSync(path.join(keyDir, name));
-
-const b64u = (b) => Buffer.from(b).toString('base64url');
-const now = () => Math.floor(Date.now() / 1000);
-
-function sign(alg, claims) {
-  const data = `${b64u(JSON.stringify({ alg, typ: 'JWT' }))}.${b64u(JSON.stringify(claims))}`;
-  const buf = Buffer.from(data);
-  let sig;
-  switch (alg) {
-    case 'HS256': sig = crypto.createHmac('sha256', secret).update(data).digest(); break;
-    case 'RS256': sig = crypto.sign('sha256', buf, key('rsa.key')); break;
-    case 'ES256': sig = crypto.sign('sha256', buf, { key: key('ec.key'), dsaEncoding: 'ieee-p1363' }); break;
-    case 'EdDSA': sig = crypto.sign(null, buf, key('ed.key')); break;
-    default: throw new Error(alg);
-  }
-  return `${data}.${b64u(sig)}`;
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function client(opts) {
-  return new Centrifuge(url, {
-    websocket: WebSocket,
-    minReconnectDelay: 100,
-    maxReconnectDelay: 500,
-    timeout: 3000,
-    ...opts,
-  });
-}
-
-function withTimeout(p, ms, what) {
-  return Promise.race([p, sleep(ms).then(() => { throw new Error(`timeout: ${what}`); })]);
-}
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
+import { assert, client, now, runAll, sign, sleep, withTimeout } from './helpers.mjs';
 
 const scenarios = {
   async connect_with_every_algorithm() {
@@ -281,15 +235,7 @@ async function restart_means_a_new_epoch() {
 
 const only = process.argv[2];
 if (only === 'engine') {
-  for (const [name, run] of Object.entries(engineScenarios)) {
-    try {
-      await withTimeout(run(), 30000, name);
-      console.log(`ok ${name}`);
-    } catch (e) {
-      console.log(`FAILED ${name}: ${e && e.stack ? e.stack : JSON.stringify(e)}`);
-      process.exit(1);
-    }
-  }
+  await runAll(engineScenarios, 30000);
   process.exit(0);
 }
 if (only === 'restart') {
@@ -302,14 +248,8 @@ if (only === 'restart') {
     process.exit(1);
   }
 }
-for (const [name, run] of Object.entries(scenarios)) {
-  if (only && name !== only) continue;
-  try {
-    await withTimeout(run(), 20000, name);
-    console.log(`ok ${name}`);
-  } catch (e) {
-    console.log(`FAILED ${name}: ${e && e.stack ? e.stack : JSON.stringify(e)}`);
-    process.exit(1);
-  }
-}
+await runAll(
+  Object.fromEntries(Object.entries(scenarios).filter(([name]) => !only || name === only)),
+  20000,
+);
 process.exit(0);
