@@ -326,10 +326,10 @@ fn javascript_sdk_chat() {
         "--token-hmac-secret",
         SECRET,
     ]);
-    run(
-        node_script("js_chat.mjs", s.port, &s.cert_path()),
-        "npm centrifuge (chat)",
-    );
+    let api = s.handle().api_addr.expect("the API listens");
+    let mut cmd = node_script("js_chat.mjs", s.port, &s.cert_path());
+    cmd.env("RINGCAST_API", format!("http://{api}"));
+    run(cmd, "npm centrifuge (chat)");
 }
 
 /// The chat page (GET /) in headless Chromium: three users in three windows with tokens from

@@ -155,7 +155,7 @@ impl Api {
             let e = ClientError::METHOD_NOT_FOUND.with_detail(format_args!(
                 "no API method {name:?} (POST /api/<method>: publish, broadcast, subscribe, \
                  unsubscribe, disconnect, refresh, presence, presence_stats, history, \
-                 history_remove, channels, info, batch)"
+                 history_remove, channels, info, rpc, batch)"
             ));
             return Outcome {
                 status: 404,
@@ -399,6 +399,7 @@ impl Api {
                     "uptime": now.1.saturating_sub(n.started),
                 }]})))
             }
+            Method::Rpc => super::rpc::call(&self.cfg, body, host, now),
             Method::Batch => Err(ClientError::BAD_REQUEST.with_detail("a batch inside a batch")),
         }
     }

@@ -10,10 +10,12 @@
 //! | [`request`] | the request bodies (borrowed, `data` a raw JSON slice) |
 //! | [`execute`] | method → engine call or session command → result body |
 //! | [`idempotency`] | remembered publish results by idempotency key (bounded, with a TTL) |
+//! | [`rpc`] | `rpc`: chat moderation for backends (`mod.*`, `mod.history`) |
 
 pub mod execute;
 pub mod idempotency;
 pub mod request;
+pub mod rpc;
 
 use std::collections::BTreeMap;
 
@@ -37,11 +39,12 @@ pub enum Method {
     HistoryRemove,
     Channels,
     Info,
+    Rpc,
     Batch,
 }
 
 impl Method {
-    pub const ALL: [Method; 13] = [
+    pub const ALL: [Method; 14] = [
         Method::Publish,
         Method::Broadcast,
         Method::Subscribe,
@@ -54,6 +57,7 @@ impl Method {
         Method::HistoryRemove,
         Method::Channels,
         Method::Info,
+        Method::Rpc,
         Method::Batch,
     ];
 
@@ -75,6 +79,7 @@ impl Method {
             Method::HistoryRemove => "history_remove",
             Method::Channels => "channels",
             Method::Info => "info",
+            Method::Rpc => "rpc",
             Method::Batch => "batch",
         }
     }
@@ -170,4 +175,8 @@ pub trait ApiHost {
     fn engine(&self) -> &dyn Engine;
     /// Hands a command to every worker; false when some worker's command queue was full.
     fn to_sessions(&self, cmd: SessionCommand) -> bool;
+    /// Chat's shared state (sanctions), where the server has it.
+    fn chat(&self) -> Option<&crate::chat::Chat> {
+        None
+    }
 }

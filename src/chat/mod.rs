@@ -8,6 +8,7 @@
 //! | [`message`] | `{type:"message", text, reply_to?, mentions?}` validation |
 //! | [`mentions`] | `@name` parsing (not inside words or addresses) |
 //! | [`moderation`] | mutes, bans, kicks, warnings; the moderation history |
+//! | [`moderate`] | carrying out a moderation request (from a session or the server API) |
 //! | [`automod`] | floods, repeats, blocked words → warnings and escalating mutes |
 //! | [`reactions`] | emoji per message, one per user per emoji |
 //! | [`blocked`] | the blocked-words list |
@@ -16,6 +17,7 @@ pub mod automod;
 pub mod blocked;
 pub mod mentions;
 pub mod message;
+pub mod moderate;
 pub mod moderation;
 pub mod permissions;
 pub mod reactions;
@@ -155,6 +157,25 @@ impl ChatRules {
     pub fn is_room(&self, namespace: &str) -> bool {
         self.namespaces.contains(namespace)
     }
+}
+
+/// Where `user`'s notifications go: their personal channel
+/// (`client.subscribe_to_user_personal_channel.personal_channel_namespace`) and its history
+/// settings (none when its namespace is not configured).
+pub fn personal_target(
+    cfg: &crate::config::AppConfig,
+    user: &str,
+) -> (String, crate::engine::HistoryOptions) {
+    let personal = &cfg.client().subscribe_to_user_personal_channel;
+    let channel = cfg
+        .channels
+        .personal_channel(&personal.personal_channel_namespace, user);
+    let history = cfg
+        .channels
+        .resolve(&channel)
+        .map(|c| crate::session::history_options(c.opts))
+        .unwrap_or_default();
+    (channel, history)
 }
 
 /// What chat remembers while the server runs, shared by every worker (behind one mutex: chat

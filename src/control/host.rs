@@ -22,6 +22,10 @@ impl ApiHost for ControlHost<'_> {
     fn to_sessions(&self, cmd: SessionCommand) -> bool {
         self.0.to_sessions(cmd)
     }
+
+    fn chat(&self) -> Option<&crate::chat::Chat> {
+        Some(&self.0.session_env.chat)
+    }
 }
 
 /// Asks every worker for its channels and counts, and sums the answers (a worker that does

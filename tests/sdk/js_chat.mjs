@@ -100,6 +100,27 @@ const scenarios = {
     back.c.disconnect(); ada.c.disconnect();
   },
 
+  async a_backend_bans_and_reads_history_through_the_server_api() {
+    const api = async (method, params) => {
+      const r = await fetch(`${process.env.RINGCAST_API}/api/rpc`, {
+        method: 'POST', body: JSON.stringify({ method, params }),
+      });
+      return r.json();
+    };
+    const vic = await connected('vic');
+    const closed = new Promise((res) => vic.c.once('disconnected', res));
+    const r = await api('mod.ban', { user: 'vic', global: true, duration: 60, reason: 'chargeback' });
+    assert(r.result.data.record.by === 'api' && r.result.data.record.action === 'ban', JSON.stringify(r));
+    const d = await withTimeout(closed, 5000, 'vic closed');
+    assert(d.code === 4501 && d.reason.includes('chargeback'), JSON.stringify(d));
+    const h = await api('mod.history', { user: 'vic' });
+    assert(h.result.data.records.length === 1, JSON.stringify(h));
+    const bad = await api('mod.fly', {});
+    assert(bad.error && bad.error.code === 104, JSON.stringify(bad));
+    await api('mod.unban', { user: 'vic', global: true });
+    (await connected('vic')).c.disconnect();
+  },
+
   async reactions_are_counted_once_per_user() {
     const alice = await connected('alice-r');
     const bob = await connected('bob-r');

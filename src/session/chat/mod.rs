@@ -148,16 +148,7 @@ impl ClientSession {
         now: Now,
         host: &mut dyn Host,
     ) {
-        let cfg = &self.env.cfg;
-        let personal = &cfg.client().subscribe_to_user_personal_channel;
-        let channel = cfg
-            .channels
-            .personal_channel(&personal.personal_channel_namespace, user);
-        let history = cfg
-            .channels
-            .resolve(&channel)
-            .map(|c| super::channel::history_options(c.opts))
-            .unwrap_or_default();
+        let (channel, history) = crate::chat::personal_target(&self.env.cfg, user);
         let Ok(raw) = RawValue::from_string(data.to_string()) else {
             return;
         };

@@ -13,17 +13,14 @@ use super::super::connect::AUDIT;
 use super::super::{ClientSession, Host, Now};
 use crate::api::{SessionCommand, Sessions};
 use crate::chat::Status;
-use crate::chat::moderation::{Action, Actor, Request, Scope};
+use crate::chat::moderate::{GLOBAL, ModHistory, Moderate, valid_user};
+use crate::chat::moderation::{Action, Actor};
 use crate::chat::permissions::Permission;
-use crate::client_protocol::Disconnect;
 use crate::client_protocol::codes::ClientError;
-use crate::config::file::Dur;
 use crate::engine::HistoryQuery;
 
 /// Most offsets one `reaction.list` may ask about.
 const MAX_LIST: usize = 100;
-/// The namespace whose permissions govern global moderation (no channel).
-const GLOBAL: &str = "";
 
 type Reply = Result<Option<Box<RawValue>>, ClientError>;
 
@@ -37,21 +34,6 @@ fn reply(v: serde_json::Value) -> Reply {
     Ok(Some(
         RawValue::from_string(v.to_string()).map_err(|_| ClientError::INTERNAL)?,
     ))
-}
-
-fn valid_user(user: &str) -> Result<(), ClientError> {
-    let ok = !user.is_empty()
-        && user.len() <= 64
-        && user
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ClientError::BAD_REQUEST.with_detail(format_args!(
-            "{user:?} is not a user name (1–64 of A-Z a-z 0-9 _ - . @)"
-        )))
-    }
 }
 
 #[derive(Deserialize)]
@@ -81,24 +63,22 @@ struct StatusSet {
     status: Status,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Moderate {
-    user: String,
-    #[serde(default)]
-    channel: Option<String>,
-    #[serde(default)]
-    global: bool,
-    #[serde(default)]
-    duration: Option<Dur>,
-    #[serde(default)]
-    reason: String,
+/// The session as moderation's effects: commands to every worker, notifications published
+/// through this worker's host.
+struct SessionEffects<'a, 'h> {
+    session: &'a ClientSession,
+    host: &'h mut dyn Host,
+    now: Now,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ModHistory {
-    user: String,
+impl crate::chat::moderate::Effects for SessionEffects<'_, '_> {
+    fn to_sessions(&mut self, cmd: SessionCommand) -> bool {
+        self.host.to_sessions(cmd)
+    }
+
+    fn notify(&mut self, user: &str, data: &serde_json::Value) {
+        self.session.notify(user, data, self.now, self.host);
+    }
 }
 
 impl ClientSession {
@@ -113,25 +93,19 @@ impl ClientSession {
         if !self.env.cfg.chat.enabled() {
             return None;
         }
-        let action = match method {
-            "mod.warn" => Some(Action::Warn),
-            "mod.mute" => Some(Action::Mute),
-            "mod.unmute" => Some(Action::Unmute),
-            "mod.kick" => Some(Action::Kick),
-            "mod.ban" => Some(Action::Ban),
-            "mod.unban" => Some(Action::Unban),
-            _ => None,
-        };
+        let action = crate::chat::moderate::action_of(method);
         Some(match method {
             "dm.open" => params(method, data).and_then(|p| self.dm_open(p)),
             "reaction.add" => params(method, data).and_then(|p| self.react(p, true, now, host)),
             "reaction.remove" => params(method, data).and_then(|p| self.react(p, false, now, host)),
             "reaction.list" => params(method, data).and_then(|p| self.reaction_list(p)),
             "status.set" => params(method, data).and_then(|p| self.status_set(p, host)),
-            "mod.history" => params(method, data).and_then(|p| self.mod_history(p)),
+            "mod.history" => params(method, data).and_then(|p: ModHistory| self.mod_history(p)),
             "chat.info" => self.chat_info(),
             _ => match action {
-                Some(a) => params(method, data).and_then(|p| self.moderate(a, p, now, host)),
+                Some(a) => {
+                    params(method, data).and_then(|p: Moderate| self.moderate(a, p, now, host))
+                }
                 None => return None,
             },
         })
@@ -279,83 +253,25 @@ impl ClientSession {
 
     fn moderate(&mut self, action: Action, p: Moderate, now: Now, host: &mut dyn Host) -> Reply {
         let env = self.env.clone();
-        let (scope, ns) = match (&p.channel, p.global) {
-            (Some(_), true) => {
-                return Err(ClientError::BAD_REQUEST
-                    .with_detail("name a channel or global: true, not both"));
-            }
-            (None, false) => {
-                return Err(ClientError::BAD_REQUEST.with_detail("name a channel or global: true"));
-            }
-            (None, true) => (Scope::Global, GLOBAL.to_owned()),
-            (Some(c), false) => {
-                let resolved = env.cfg.channels.resolve(c)?;
-                let Some(ns) = super::room_namespace(&env, &resolved) else {
-                    return Err(ClientError::BAD_REQUEST
-                        .with_detail(format_args!("{c} is not a chat room")));
-                };
-                (Scope::Channel(c.clone()), ns.to_owned())
-            }
-        };
-        let permission = match action {
-            Action::Warn => Permission::Warn,
-            Action::Mute | Action::Unmute => Permission::Mute,
-            Action::Kick => Permission::Kick,
-            Action::Ban => Permission::Ban,
-            Action::Unban => Permission::Unban,
-        };
-        env.cfg.chat.permissions.check(&ns, self.role, permission)?;
-        valid_user(&p.user)?;
-        let req = Request {
-            action,
-            user: p.user.clone(),
-            scope: scope.clone(),
-            duration: p.duration.map(|d| d.0.as_millis() as u64),
-            reason: p.reason,
-        };
         let actor = Actor {
             user: &self.user,
             role: self.role,
         };
-        let decided = env.chat.lock().moderation.apply(actor, req, now.unix_ms)?;
-        let r = &decided.record;
-        info!(target: AUDIT, moderator = %self.user, user = %p.user, action = action.name(),
-              scope = ?r.scope, until = ?r.until, reason = %r.reason, "moderation");
-        let to = Sessions {
-            user: p.user.clone(),
-            client: None,
-            except: Vec::new(),
-        };
-        if decided.remove {
-            let cmd = match &scope {
-                Scope::Channel(c) => SessionCommand::Unsubscribe(to, c.clone()),
-                Scope::Global => {
-                    let base = if action == Action::Ban {
-                        Disconnect::BANNED
-                    } else {
-                        Disconnect::KICKED
-                    };
-                    let until = match r.until {
-                        Some(ms) => format!("until {}", crate::chat::moderation::rfc3339(ms)),
-                        None if action == Action::Ban => "with no end".into(),
-                        None => String::new(),
-                    };
-                    SessionCommand::Disconnect(
-                        to,
-                        base.with_detail(format_args!("{until} {}", r.reason).to_string().trim()),
-                    )
-                }
-            };
-            host.to_sessions(cmd);
-        }
-        self.notify(
-            &p.user,
-            &json!({"type": "moderation", "action": action, "by": self.user,
-                    "reason": r.reason, "channel": scope.channel(), "until": r.until}),
-            now,
+        let mut fx = SessionEffects {
+            session: self,
             host,
-        );
-        reply(json!({ "record": r }))
+            now,
+        };
+        let record = crate::chat::moderate::execute(
+            &env.cfg,
+            &env.chat,
+            actor,
+            action,
+            p,
+            now.unix_ms,
+            &mut fx,
+        )?;
+        reply(record)
     }
 
     /// Who you are here and the rooms to list: what the web page needs to draw itself.
@@ -371,12 +287,11 @@ impl ClientSession {
     }
 
     fn mod_history(&mut self, p: ModHistory) -> Reply {
-        self.env.cfg.chat.permissions.check(
-            GLOBAL,
+        reply(crate::chat::moderate::history(
+            &self.env.cfg,
+            &self.env.chat,
             self.role,
-            Permission::ReadModerationHistory,
-        )?;
-        let records = self.env.chat.lock().moderation.history(&p.user);
-        reply(json!({ "user": p.user, "records": records }))
+            &p.user,
+        )?)
     }
 }
