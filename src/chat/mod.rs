@@ -187,6 +187,20 @@ pub struct ChatState {
     pub reactions: reactions::Reactions,
     statuses: HashMap<String, Status>,
     dm_notified: HashSet<(String, String)>,
+    /// Statuses not remembered and DM notification memories cleared, for the bounds.
+    statuses_refused: u64,
+    dm_notified_cleared: u64,
+}
+
+/// Chat's figures for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct ChatFigures {
+    pub mutes: usize,
+    pub bans: usize,
+    /// (action name, count).
+    pub actions: Vec<(&'static str, u64)>,
+    /// (bound name, times hit).
+    pub bounds: Vec<(&'static str, u64)>,
 }
 
 impl ChatState {
@@ -197,6 +211,30 @@ impl ChatState {
             reactions: reactions::Reactions::default(),
             statuses: HashMap::new(),
             dm_notified: HashSet::new(),
+            statuses_refused: 0,
+            dm_notified_cleared: 0,
+        }
+    }
+
+    /// The figures `/metrics` shows (live sanctions at `now`, unix ms).
+    pub fn figures(&self, now: u64) -> ChatFigures {
+        let (mutes, bans) = self.moderation.live_counts(now);
+        let m = &self.moderation;
+        ChatFigures {
+            mutes,
+            bans,
+            actions: moderation::Action::ALL
+                .iter()
+                .map(|a| (a.name(), m.actions[*a as usize]))
+                .collect(),
+            bounds: vec![
+                ("sanctions", m.sanctions_refused),
+                ("moderation_histories", m.histories_dropped),
+                ("reactions", self.reactions.evicted),
+                ("automod_users", self.automod.untracked),
+                ("statuses", self.statuses_refused),
+                ("dm_notifications", self.dm_notified_cleared),
+            ],
         }
     }
 
@@ -210,6 +248,7 @@ impl ChatState {
         } else if self.statuses.len() < MAX_STATUSES || self.statuses.contains_key(user) {
             self.statuses.insert(user.to_owned(), status);
         } else {
+            self.statuses_refused += 1;
             tracing::warn!(%user, "chat: {MAX_STATUSES} statuses kept; this one not remembered past the connection");
         }
     }
@@ -219,6 +258,7 @@ impl ChatState {
         if self.dm_notified.len() >= MAX_DM_NOTIFIED {
             tracing::warn!("chat: {MAX_DM_NOTIFIED} DM notifications remembered; forgotten");
             self.dm_notified.clear();
+            self.dm_notified_cleared += 1;
         }
         self.dm_notified
             .insert((channel.to_owned(), recipient.to_owned()))

@@ -49,6 +49,15 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 6] = [
+        Action::Warn,
+        Action::Mute,
+        Action::Unmute,
+        Action::Kick,
+        Action::Ban,
+        Action::Unban,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Action::Warn => "warn",
@@ -178,6 +187,10 @@ pub struct Moderation {
     roles: HashMap<String, Role>,
     /// Histories forgotten for the bound (a metric).
     pub histories_dropped: u64,
+    /// New sanctions refused because [`MAX_SANCTIONS`] were live (a metric).
+    pub sanctions_refused: u64,
+    /// Actions recorded, by [`Action`] (in declaration order; automatic ones included).
+    pub actions: [u64; 6],
 }
 
 fn rank(r: Role) -> u8 {
@@ -252,6 +265,7 @@ impl Moderation {
                 if self.mutes.len() + self.bans.len() >= MAX_SANCTIONS {
                     self.sweep(now);
                     if self.mutes.len() + self.bans.len() >= MAX_SANCTIONS {
+                        self.sanctions_refused += 1;
                         tracing::warn!(
                             "chat moderation: {MAX_SANCTIONS} live sanctions, a new one refused"
                         );
@@ -306,6 +320,7 @@ impl Moderation {
 
     /// Adds a record to a user's history (auto-moderation records its own).
     pub fn remember(&mut self, user: &str, record: Record) {
+        self.actions[record.action as usize] += 1;
         let now = record.at;
         if !self.history.contains_key(user) && self.history.len() >= MAX_HISTORY_USERS {
             let oldest = self
@@ -325,6 +340,13 @@ impl Moderation {
             h.pop_front();
         }
         h.push_back(record);
+    }
+
+    /// Live (mutes, bans) at `now`.
+    pub fn live_counts(&self, now: u64) -> (usize, usize) {
+        let live =
+            |m: &HashMap<(String, Scope), Sanction>| m.values().filter(|s| s.live(now)).count();
+        (live(&self.mutes), live(&self.bans))
     }
 
     /// A user's moderation history, oldest first.
@@ -489,6 +511,8 @@ mod tests {
                 .is_ok()
         );
 
+        assert_eq!(m.actions[Action::Ban as usize], 1);
+        assert_eq!(m.live_counts(150), (1, 0), "max muted, nobody banned any more");
         let h = m.history("eve");
         let actions: Vec<_> = h.iter().map(|r| r.action).collect();
         assert_eq!(actions, [Action::Ban, Action::Kick, Action::Warn]);

@@ -362,6 +362,37 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
         "Time spent inflating received messages.",
         sum(shared, |w| load(&w.compression.inflate_ns)),
     );
+    if shared.app.chat.enabled() {
+        let f = shared
+            .session_env
+            .chat
+            .lock()
+            .figures(crate::session::Now::system().unix_ms);
+        s.gauges(
+            "ringcast_chat_sanctions",
+            "Live chat sanctions by kind.",
+            vec![
+                (vec![("kind", "mute".into())], f.mutes as i64),
+                (vec![("kind", "ban".into())], f.bans as i64),
+            ],
+        );
+        s.counters(
+            "ringcast_chat_moderation_actions",
+            "Chat moderation actions recorded, by action (auto-moderation included).",
+            f.actions
+                .iter()
+                .map(|(a, n)| (vec![("action", (*a).into())], *n))
+                .collect(),
+        );
+        s.counters(
+            "ringcast_chat_bound_hits",
+            "Times a chat bound was hit (a sanction refused, a history, reactions or a tracked user forgotten).",
+            f.bounds
+                .iter()
+                .map(|(b, n)| (vec![("bound", (*b).into())], *n))
+                .collect(),
+        );
+    }
     s.gauge(
         "ringcast_start_time_seconds",
         "Unix time the server started.",

@@ -115,6 +115,10 @@ const scenarios = {
     assert(d.code === 4501 && d.reason.includes('chargeback'), JSON.stringify(d));
     const h = await api('mod.history', { user: 'vic' });
     assert(h.result.data.records.length === 1, JSON.stringify(h));
+    const metrics = await (await fetch(`${process.env.RINGCAST_API}/metrics`)).text();
+    const value = (line) => Number((metrics.split('\n').find((l) => l.startsWith(line)) || ' -1').split(' ').pop());
+    assert(value('ringcast_chat_sanctions{kind="ban"}') >= 1, 'the live ban in /metrics');
+    assert(value('ringcast_chat_moderation_actions_total{action="ban"}') >= 1, 'bans counted in /metrics');
     const bad = await api('mod.fly', {});
     assert(bad.error && bad.error.code === 104, JSON.stringify(bad));
     await api('mod.unban', { user: 'vic', global: true });
