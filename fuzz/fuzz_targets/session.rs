@@ -100,13 +100,17 @@ impl Host for H {
     fn user_disconnected(&mut self, _: &str) {
         self.users -= 1;
     }
+    fn to_sessions(&mut self, _: ringcast::api::SessionCommand) -> bool {
+        true
+    }
 }
 
 fn env() -> Arc<SessionEnv> {
     static ENV: OnceLock<Arc<SessionEnv>> = OnceLock::new();
     ENV.get_or_init(|| {
         // Channels without a namespace open to all; `h:` with history, recovery, presence and
-        // join/leave, so the fuzzer reaches the engine paths too.
+        // join/leave, so the fuzzer reaches the engine paths too; `c:` the same as a chat room
+        // where guests may do everything, so it reaches chat's publish and rpc paths.
         let text = "[client]\nallow_anonymous = true\ncommand_rate_limit = 0\n\
             [channel.without_namespace]\nallow_subscribe_for_client = true\n\
             allow_subscribe_for_anonymous = true\nallow_publish_for_client = true\n\
@@ -116,7 +120,16 @@ fn env() -> Arc<SessionEnv> {
             allow_publish_for_anonymous = true\nallow_history_for_client = true\n\
             allow_history_for_anonymous = true\nallow_presence_for_client = true\n\
             allow_presence_for_anonymous = true\nhistory_size = 5\nhistory_ttl = \"10s\"\n\
-            force_recovery = true\npresence = true\njoin_leave = true\n";
+            force_recovery = true\npresence = true\njoin_leave = true\n\
+            [[channel.namespaces]]\nname = \"c\"\nallow_subscribe_for_client = true\n\
+            allow_subscribe_for_anonymous = true\nallow_publish_for_client = true\n\
+            allow_publish_for_anonymous = true\nallow_history_for_client = true\n\
+            allow_history_for_anonymous = true\nallow_presence_for_client = true\n\
+            allow_presence_for_anonymous = true\nhistory_size = 5\nhistory_ttl = \"10s\"\n\
+            presence = true\njoin_leave = true\n\
+            [chat]\nnamespaces = [\"c\"]\nmax_text_len = 50\n\
+            [chat.permissions.c]\nguest = [\"publish\", \"react\", \"mention\", \"warn\", \"mute\", \
+            \"kick\", \"ban\", \"unban\"]\n";
         let file = ringcast::config::FileConfig::parse(text, false).expect("fuzz config");
         let flags = ringcast::config::AppFlags { raw_rooms: "on".into(), ..Default::default() };
         let cfg = AppConfig::from_parts(file, true, &flags).expect("fuzz config");
@@ -127,14 +140,18 @@ fn env() -> Arc<SessionEnv> {
 
 fuzz_target!(|data: &[u8]| {
     let start = Instant::now();
-    let mut now = Now { at: start, unix: 1_800_000_000 };
+    let mut now = Now { at: start, unix: 1_800_000_000, unix_ms: 1_800_000_000_000 };
     let mut host = H::default();
     let mut s = ClientSession::new(env(), "fuzz".into(), None, now);
     // Frames separated by 0xff; a 0xfe byte steps the clock by 7 s and fires timers.
     for piece in data.split(|&b| b == 0xff) {
         let closed = s.disconnect().is_some();
         if piece.first() == Some(&0xfe) {
-            now = Now { at: now.at + Duration::from_secs(7), unix: now.unix + 7 };
+            now = Now {
+                at: now.at + Duration::from_secs(7),
+                unix: now.unix + 7,
+                unix_ms: now.unix_ms + 7_000,
+            };
             s.handle_timeout(now, &mut host);
         } else {
             s.handle_frame(piece, now, &mut host);

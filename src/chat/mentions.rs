@@ -8,6 +8,14 @@ fn name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
 }
 
+/// Whether `name` could be mentioned: 1–64 name characters, not ending with `.` or `-`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.chars().all(name_char)
+        && !name.ends_with(['.', '-'])
+}
+
 /// The names mentioned, in order of appearance (duplicates kept; the caller dedupes).
 pub fn parse(text: &str) -> Vec<String> {
     let mut out = Vec::new();

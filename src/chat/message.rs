@@ -125,6 +125,11 @@ pub fn parse(data: &str, max_text_len: usize) -> Result<ChatPublication, ClientE
     match m.kind.as_str() {
         "message" => {
             let text = check_text(m.text.as_deref().unwrap_or(""), max_text_len)?;
+            if let Some(bad_name) = m.mentions.iter().find(|n| !super::mentions::valid_name(n)) {
+                return Err(bad(format_args!(
+                    "mentions: {bad_name:?} is not a user name (1–64 of A-Z a-z 0-9 _ . -)"
+                )));
+            }
             let mut mentions: Vec<String> = m.mentions;
             mentions.extend(super::mentions::parse(&text));
             mentions.sort();
@@ -225,6 +230,10 @@ mod tests {
             (r#"{"text":"x"}"#, "type"),
             (r#"{"type":"message","text":"x","color":"red"}"#, "color"),
             (r#""just a string""#, "chat message"),
+            (
+                r#"{"type":"message","text":"x","mentions":["alice,mallory"]}"#,
+                "not a user name",
+            ),
         ] {
             let e = validate(data, 4000).unwrap_err();
             assert_eq!(e.code, 107, "{data}");

@@ -512,7 +512,11 @@ mod tests {
         );
 
         assert_eq!(m.actions[Action::Ban as usize], 1);
-        assert_eq!(m.live_counts(150), (1, 0), "max muted, nobody banned any more");
+        assert_eq!(
+            m.live_counts(150),
+            (1, 0),
+            "max muted, nobody banned any more"
+        );
         let h = m.history("eve");
         let actions: Vec<_> = h.iter().map(|r| r.action).collect();
         assert_eq!(actions, [Action::Ban, Action::Kick, Action::Warn]);

@@ -122,6 +122,12 @@ impl ClientSession {
             .permissions
             .check(ns, self.role, Permission::SendDm)?;
         valid_user(&p.user)?;
+        // A name with the separator would make a channel more than two users may read.
+        valid_user(&self.user).map_err(|_| {
+            ClientError::PERMISSION_DENIED.with_detail(
+                "your user name cannot name a DM channel (1–64 of A-Z a-z 0-9 _ - . @)",
+            )
+        })?;
         if p.user == self.user {
             return Err(ClientError::BAD_REQUEST.with_detail("a DM needs another user"));
         }
