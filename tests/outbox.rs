@@ -46,16 +46,8 @@ fn server(pg: &Postgres, cfg: &str) -> common::TestServer {
 }
 
 fn outbox_init(pg: &Postgres) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-        .args(["outbox-init", "--outbox", &pg.url()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ringcast_outbox ready"));
+    let out = common::process::run_ok(["outbox-init", "--outbox", &pg.url()]);
+    assert!(out.contains("ringcast_outbox ready"), "{out}");
 }
 
 /// Inserts `publish` rows n = from..to into channel `orders:o`, one transaction each,

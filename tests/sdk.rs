@@ -296,18 +296,12 @@ fn chromium_ready(python: &Path) -> bool {
 
 /// A token from `ringcast token` with the chat configuration's secret.
 fn chat_token(config: &Path, user: &str, roles: &str) -> String {
-    let out = common::process::ringcast()
-        .arg("--config")
-        .arg(config)
-        .args(["token", "--user", user, "--roles", roles])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    let config = config.to_str().unwrap();
+    common::process::run_ok([
+        "--config", config, "token", "--user", user, "--roles", roles,
+    ])
+    .trim()
+    .to_owned()
 }
 
 /// Chat through npm `centrifuge` on `deploy/chat-dev.toml` (tests/sdk/js_chat.mjs): a guest

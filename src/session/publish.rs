@@ -65,32 +65,25 @@ impl ClientSession {
     }
 
     pub(super) fn on_rpc(&mut self, id: u32, r: &RpcRequest<'_>, now: Now, host: &mut dyn Host) {
-        if let Some(result) = self.chat_rpc(&r.method, r.data, now, host) {
-            return match result {
-                Ok(data) => self.out.reply(
-                    id,
-                    "rpc",
-                    &RpcResult {
-                        data: data.as_deref(),
-                    },
-                ),
-                Err(e) => self.out.error(id, &e),
-            };
-        }
-        let env = self.env.clone();
-        let Some(handler) = env.rpc.get(&r.method) else {
-            return self.out.error(
-                id,
-                &ClientError::METHOD_NOT_FOUND
-                    .with_detail(format_args!("no rpc method {:?}", r.method)),
-            );
+        let result = match self.chat_rpc(&r.method, r.data, now, host) {
+            Some(result) => result,
+            None => {
+                let env = self.env.clone();
+                match env.rpc.get(&r.method) {
+                    Some(handler) => handler(
+                        &RpcContext {
+                            user: &self.user,
+                            client: &self.client_id,
+                            role: self.role,
+                        },
+                        r.data,
+                    ),
+                    None => Err(ClientError::METHOD_NOT_FOUND
+                        .with_detail(format_args!("no rpc method {:?}", r.method))),
+                }
+            }
         };
-        let ctx = RpcContext {
-            user: &self.user,
-            client: &self.client_id,
-            role: self.role,
-        };
-        match handler(&ctx, r.data) {
+        match result {
             Ok(data) => self.out.reply(
                 id,
                 "rpc",

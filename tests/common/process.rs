@@ -12,6 +12,21 @@ pub fn ringcast() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ringcast"))
 }
 
+/// Runs `ringcast ARGS` to its end; its stdout (panics with its stderr when it fails).
+pub fn run_ok<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = ringcast().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The binary, started with JSON logs, once it says it serves.
 pub struct Running {
     pub child: Child,

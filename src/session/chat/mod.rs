@@ -140,6 +140,52 @@ impl ClientSession {
         }
     }
 
+    /// The chat message stored at `offset` in `channel`'s history (the whole publication:
+    /// `data`, `info`), or 107 naming what is not there.
+    pub(super) fn message_at(
+        &self,
+        channel: &str,
+        offset: u64,
+        now: Now,
+        host: &mut dyn Host,
+    ) -> Result<serde_json::Value, ClientError> {
+        let history = super::channel::history_options(self.env.cfg.channels.resolve(channel)?.opts);
+        let query = crate::engine::HistoryQuery {
+            since: Some(offset.saturating_sub(1)),
+            limit: 1,
+            reverse: false,
+        };
+        let (items, _) = host.history(channel, query, history, now.at)?;
+        items
+            .into_iter()
+            .find(|i| i.offset == offset)
+            .and_then(|i| serde_json::from_slice::<serde_json::Value>(&i.publication).ok())
+            .filter(|p| p["data"]["type"] == "message")
+            .ok_or_else(|| {
+                ClientError::BAD_REQUEST.with_detail(format_args!(
+                    "no chat message at offset {offset} in {channel}'s history"
+                ))
+            })
+    }
+
+    /// A mention or DM notification: `{type, channel, offset, from, text}` for `user`.
+    pub(super) fn notify_message(
+        &self,
+        kind: &str,
+        user: &str,
+        (channel, offset, text): (&str, u64, &str),
+        now: Now,
+        host: &mut dyn Host,
+    ) {
+        self.notify(
+            user,
+            &serde_json::json!({"type": kind, "channel": channel, "offset": offset,
+                                "from": self.user, "text": text}),
+            now,
+            host,
+        );
+    }
+
     /// A server notification on `user`'s personal channel (mentions, DMs, moderation).
     pub(super) fn notify(
         &self,

@@ -13,7 +13,6 @@ use crate::chat::automod::Verdict;
 use crate::chat::message::{ChatPublication, parse};
 use crate::chat::permissions::Permission;
 use crate::client_protocol::codes::ClientError;
-use crate::engine::HistoryQuery;
 
 impl ClientSession {
     /// Publishes `data` into the chat room `channel` (already resolved, `may_publish` passed).
@@ -97,25 +96,7 @@ impl ClientSession {
         now: Now,
         host: &mut dyn Host,
     ) -> Result<(), ClientError> {
-        let history =
-            super::super::channel::history_options(self.env.cfg.channels.resolve(channel)?.opts);
-        let query = HistoryQuery {
-            since: Some(offset.saturating_sub(1)),
-            limit: 1,
-            reverse: false,
-        };
-        let (items, _) = host.history(channel, query, history, now.at)?;
-        let Some(item) = items.into_iter().find(|i| i.offset == offset) else {
-            return Err(ClientError::BAD_REQUEST.with_detail(format_args!(
-                "no message at offset {offset} in {channel}'s history"
-            )));
-        };
-        let p: serde_json::Value =
-            serde_json::from_slice(&item.publication).map_err(|_| ClientError::INTERNAL)?;
-        if p["data"]["type"] != "message" {
-            return Err(ClientError::BAD_REQUEST
-                .with_detail(format_args!("offset {offset} is not a chat message")));
-        }
+        let p = self.message_at(channel, offset, now, host)?;
         let author = p["info"]["user"].as_str().unwrap_or("");
         if author == self.user && !self.user.is_empty() {
             return Ok(());
@@ -192,13 +173,7 @@ impl ClientSession {
             {
                 continue;
             }
-            self.notify(
-                user,
-                &json!({"type": "mention", "channel": channel, "offset": offset,
-                        "from": self.user, "text": text}),
-                now,
-                host,
-            );
+            self.notify_message("mention", user, (channel, offset, text), now, host);
         }
     }
 
@@ -223,13 +198,7 @@ impl ClientSession {
             if !env.chat.lock().should_notify_dm(channel, user) {
                 continue;
             }
-            self.notify(
-                user,
-                &json!({"type": "dm", "channel": channel, "offset": offset,
-                        "from": self.user, "text": text}),
-                now,
-                host,
-            );
+            self.notify_message("dm", user, (channel, offset, text), now, host);
         }
     }
 }

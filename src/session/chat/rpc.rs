@@ -17,7 +17,6 @@ use crate::chat::moderate::{GLOBAL, ModHistory, Moderate, valid_user};
 use crate::chat::moderation::{Action, Actor};
 use crate::chat::permissions::Permission;
 use crate::client_protocol::codes::ClientError;
-use crate::engine::HistoryQuery;
 
 /// Most offsets one `reaction.list` may ask about.
 const MAX_LIST: usize = 100;
@@ -173,23 +172,7 @@ impl ClientSession {
         }
         let history =
             super::super::channel::history_options(env.cfg.channels.resolve(&p.channel)?.opts);
-        let query = HistoryQuery {
-            since: Some(p.offset.saturating_sub(1)),
-            limit: 1,
-            reverse: false,
-        };
-        let (items, _) = host.history(&p.channel, query, history, now.at)?;
-        let is_message = items.first().is_some_and(|i| {
-            i.offset == p.offset
-                && serde_json::from_slice::<serde_json::Value>(&i.publication)
-                    .is_ok_and(|v| v["data"]["type"] == "message")
-        });
-        if !is_message {
-            return Err(ClientError::BAD_REQUEST.with_detail(format_args!(
-                "no chat message at offset {} in {}'s history",
-                p.offset, p.channel
-            )));
-        }
+        self.message_at(&p.channel, p.offset, now, host)?;
         let (changed, count) = {
             let mut chat = env.chat.lock();
             if add {

@@ -438,7 +438,7 @@ fn reactions_count_once_per_user_and_edits_are_the_authors() {
     );
     let r = send(&mut alice, &mut host, edit(2), t0());
     assert!(
-        r.contains("not a chat message"),
+        r.contains("no chat message at offset 2"),
         "a reaction is not editable: {r}"
     );
     let mut mia = chatter(&env, &mut host, "mia", &["moderator"]);
