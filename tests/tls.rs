@@ -76,3 +76,71 @@ async fn a_client_offering_only_another_alpn_protocol_is_refused() {
     let mut raw = srv.raw().await;
     raw.upgrade("/tls").await;
 }
+
+/// Counts the TLS 1.3 tickets a client is given (delegating to rustls' memory cache).
+#[derive(Debug)]
+struct CountingStore {
+    inner: rustls::client::ClientSessionMemoryCache,
+    tickets: std::sync::atomic::AtomicUsize,
+}
+
+impl rustls::client::ClientSessionStore for CountingStore {
+    fn set_kx_hint(&self, name: rustls::pki_types::ServerName<'static>, g: rustls::NamedGroup) {
+        self.inner.set_kx_hint(name, g)
+    }
+    fn kx_hint(&self, name: &rustls::pki_types::ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.inner.kx_hint(name)
+    }
+    fn set_tls12_session(
+        &self,
+        name: rustls::pki_types::ServerName<'static>,
+        v: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.inner.set_tls12_session(name, v)
+    }
+    fn tls12_session(
+        &self,
+        name: &rustls::pki_types::ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.inner.tls12_session(name)
+    }
+    fn remove_tls12_session(&self, name: &rustls::pki_types::ServerName<'static>) {
+        self.inner.remove_tls12_session(name)
+    }
+    fn insert_tls13_ticket(
+        &self,
+        name: rustls::pki_types::ServerName<'static>,
+        v: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.tickets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.insert_tls13_ticket(name, v)
+    }
+    fn take_tls13_ticket(
+        &self,
+        name: &rustls::pki_types::ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.inner.take_tls13_ticket(name)
+    }
+}
+
+/// No TLS 1.3 session tickets by default (nothing of ours resumes; each costs a record and a
+/// cache entry per connection); `--tls-tickets 2` sends two.
+#[tokio::test]
+async fn session_tickets_only_when_asked_for() {
+    for (flags, want) in [(&[][..], 0), (&["--tls-tickets", "2"][..], 2)] {
+        let srv = start(flags);
+        let store = Arc::new(CountingStore {
+            inner: rustls::client::ClientSessionMemoryCache::new(8),
+            tickets: Default::default(),
+        });
+        let mut c = (*config(&srv, &[&rustls::version::TLS13], &[b"http/1.1"])).clone();
+        c.resumption = rustls::client::Resumption::store(store.clone());
+        let mut raw = srv.raw_with(Arc::new(c)).await;
+        raw.upgrade("/tickets").await;
+        raw.frame(true, OpCode::Text, b"x").await;
+        assert!(matches!(raw.event().await, Some(Event::Message(_))));
+        let got = store.tickets.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(got, want, "tickets with {flags:?}");
+    }
+}

@@ -227,7 +227,7 @@ fn deploy_checks(opts: &ServerOptions, out: &mut String) -> bool {
         );
         return ok;
     };
-    if let Err(e) = crate::tls::server_config(Some((cert, key)), &opts.cert_dir) {
+    if let Err(e) = crate::tls::server_config(Some((cert, key)), &opts.cert_dir, opts.tls_tickets) {
         let _ = writeln!(out, "certificate      UNUSABLE: {e}");
         return false;
     }

@@ -243,7 +243,8 @@ impl ServerHandle {
             (None, None, None)
         } else {
             let files = opts.cert.as_deref().zip(opts.key.as_deref());
-            let (cfg, origin, reloadable) = tls::server_config(files, &opts.cert_dir)?;
+            let (cfg, origin, reloadable) =
+                tls::server_config(files, &opts.cert_dir, opts.tls_tickets)?;
             (Some(cfg), Some(origin), Some(reloadable))
         };
         let listeners = listener::bind_all(opts.listen, n, opts.backlog).map_err(|source| {

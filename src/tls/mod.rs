@@ -59,10 +59,12 @@ pub enum CertOrigin {
     DevReused(PathBuf),
 }
 
-/// Loads `cert` + `key`, or makes/reuses the dev certificate in `dev_dir`.
+/// Loads `cert` + `key`, or makes/reuses the dev certificate in `dev_dir`; sends `tickets`
+/// TLS 1.3 session tickets after each full handshake.
 pub fn server_config(
     cert_key: Option<(&Path, &Path)>,
     dev_dir: &Path,
+    tickets: usize,
 ) -> Result<(Arc<ServerConfig>, CertOrigin, Arc<ReloadableCert>), TlsSetupError> {
     let (cert, key, origin) = match cert_key {
         Some((c, k)) => (c.to_path_buf(), k.to_path_buf(), CertOrigin::Files),
@@ -90,6 +92,7 @@ pub fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.send_tls13_tickets = tickets;
     Ok((Arc::new(config), origin, resolver))
 }
 
@@ -240,14 +243,15 @@ mod tests {
     #[test]
     fn dev_certificate_is_made_once_then_reused() {
         let d = tempdir("dev");
-        let (_, o1, _) = server_config(None, &d).unwrap();
+        let (_, o1, _) = server_config(None, &d, 0).unwrap();
         assert_eq!(o1, CertOrigin::DevCreated(d.join(DEV_CERT)));
         let mode = std::fs::metadata(d.join(DEV_KEY)).unwrap().permissions();
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
             0o600
         );
-        let (cfg, o2, _) = server_config(None, &d).unwrap();
+        let (cfg, o2, _) = server_config(None, &d, 0).unwrap();
+        assert_eq!(cfg.send_tls13_tickets, 0);
         assert_eq!(o2, CertOrigin::DevReused(d.join(DEV_CERT)));
         assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
         std::fs::remove_dir_all(&d).unwrap();
@@ -258,17 +262,17 @@ mod tests {
         let d = tempdir("bad");
         std::fs::create_dir_all(&d).unwrap();
         let missing = d.join("nope.pem");
-        let e = server_config(Some((&missing, &missing)), &d).unwrap_err();
+        let e = server_config(Some((&missing, &missing)), &d, 0).unwrap_err();
         assert!(matches!(e, TlsSetupError::ReadCert { .. }), "{e}");
         assert!(e.to_string().contains("nope.pem"));
 
         let empty = d.join("empty.pem");
         std::fs::write(&empty, "not a pem\n").unwrap();
-        let e = server_config(Some((&empty, &empty)), &d).unwrap_err();
+        let e = server_config(Some((&empty, &empty)), &d, 0).unwrap_err();
         assert!(matches!(e, TlsSetupError::NoCertificate(_)), "{e}");
 
         make_dev_cert(&d, &d.join("c.pem"), &d.join("k.pem")).unwrap();
-        let e = server_config(Some((&d.join("c.pem"), &d.join("c.pem"))), &d).unwrap_err();
+        let e = server_config(Some((&d.join("c.pem"), &d.join("c.pem"))), &d, 0).unwrap_err();
         assert!(matches!(e, TlsSetupError::ReadKey { .. }), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
