@@ -124,11 +124,11 @@ impl rustls::client::ClientSessionStore for CountingStore {
     }
 }
 
-/// No TLS 1.3 session tickets by default (nothing of ours resumes; each costs a record and a
-/// cache entry per connection); `--tls-tickets 2` sends two.
+/// Two TLS 1.3 session tickets by default (rustls' default: a returning client resumes);
+/// `--tls-tickets 0` sends none.
 #[tokio::test]
-async fn session_tickets_only_when_asked_for() {
-    for (flags, want) in [(&[][..], 0), (&["--tls-tickets", "2"][..], 2)] {
+async fn session_tickets_by_default_and_none_when_asked() {
+    for (flags, want) in [(&[][..], 2), (&["--tls-tickets", "0"][..], 0)] {
         let srv = start(flags);
         let store = Arc::new(CountingStore {
             inner: rustls::client::ClientSessionMemoryCache::new(8),

@@ -37,10 +37,10 @@ pub struct ServerOptions {
     /// Where the dev certificate is made on first run and reused afterwards.
     #[arg(long, env = "RINGCAST_CERT_DIR", default_value = "certs")]
     pub cert_dir: PathBuf,
-    /// TLS 1.3 session tickets sent after each full handshake (0: none, and no TLS 1.3
-    /// resumption). Each ticket costs an encrypted record and a session-cache entry per
-    /// connection; raise it (browsers resume) when clients reconnect often.
-    #[arg(long, env = "RINGCAST_TLS_TICKETS", default_value_t = 0)]
+    /// TLS 1.3 session tickets sent after each full handshake, so clients that come back can
+    /// resume (0: none, no TLS 1.3 resumption). Turning them off saved no measurable server
+    /// CPU per connection (results/handshake-tickets.md).
+    #[arg(long, env = "RINGCAST_TLS_TICKETS", default_value_t = 2)]
     pub tls_tickets: usize,
     /// Serve ws:// without TLS (behind a TLS-terminating proxy only).
     #[arg(long, env = "RINGCAST_PLAINTEXT", conflicts_with_all = ["cert", "key"])]

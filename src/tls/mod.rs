@@ -251,7 +251,6 @@ mod tests {
             0o600
         );
         let (cfg, o2, _) = server_config(None, &d, 0).unwrap();
-        assert_eq!(cfg.send_tls13_tickets, 0);
         assert_eq!(o2, CertOrigin::DevReused(d.join(DEV_CERT)));
         assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
         std::fs::remove_dir_all(&d).unwrap();
