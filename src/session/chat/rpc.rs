@@ -89,6 +89,9 @@ impl ClientSession {
         now: Now,
         host: &mut dyn Host,
     ) -> Option<Reply> {
+        if method == "chat.info" {
+            return Some(self.chat_info());
+        }
         if !self.env.cfg.chat.enabled() {
             return None;
         }
@@ -100,7 +103,6 @@ impl ClientSession {
             "reaction.list" => params(method, data).and_then(|p| self.reaction_list(p)),
             "status.set" => params(method, data).and_then(|p| self.status_set(p, host)),
             "mod.history" => params(method, data).and_then(|p: ModHistory| self.mod_history(p)),
-            "chat.info" => self.chat_info(),
             _ => match action {
                 Some(a) => {
                     params(method, data).and_then(|p: Moderate| self.moderate(a, p, now, host))
@@ -263,10 +265,12 @@ impl ClientSession {
         reply(record)
     }
 
-    /// Who you are here and the rooms to list: what the web page needs to draw itself.
+    /// Who you are here and the rooms to list: what the web page needs to draw itself
+    /// (answered with chat off too, `"chat": false`, so the page can say so).
     fn chat_info(&self) -> Reply {
         let rules = &self.env.cfg.chat;
         reply(json!({
+            "chat": rules.enabled(),
             "user": self.user,
             "role": self.role,
             "rooms": rules.rooms,

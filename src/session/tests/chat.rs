@@ -532,3 +532,29 @@ fn status_is_in_presence_and_invisible_users_are_absent() {
     assert!(!r.contains("alice"), "{r}");
     drop(alice2);
 }
+
+#[test]
+fn chat_info_answers_with_chat_off_too() {
+    let mut host = FakeHost::default();
+    let off = env_with("");
+    let (mut s, _) = with_roles(&off, &mut host, "alice", &[], t0());
+    let r = rpc(&mut s, &mut host, "chat.info", json!({}), t0());
+    assert!(
+        r.contains(r#""chat":false"#) && r.contains(r#""user":"alice""#),
+        "{r}"
+    );
+    let r = rpc(&mut s, &mut host, "dm.open", json!({"user": "bob"}), t0());
+    assert!(
+        r.contains(r#""code":104"#),
+        "chat methods are unknown with chat off: {r}"
+    );
+    let on = env_with(CHAT);
+    let mut m = chatter(&on, &mut host, "mia", &["moderator"]);
+    let r = rpc(&mut m, &mut host, "chat.info", json!({}), t0());
+    assert!(
+        r.contains(r#""chat":true"#)
+            && r.contains(r#""moderator":true"#)
+            && r.contains(r#""dm":true"#),
+        "{r}"
+    );
+}

@@ -85,8 +85,13 @@ function connect(token) {
       $("status").disabled = !info.user;
       $("text").disabled = false;
       $("send").disabled = false;
-      renderRooms(info.rooms || []);
-      if (info.rooms && info.rooms.length) await join(info.rooms[0]);
+      if (!info.chat) {
+        showError("Chat is off on this server (no chat.namespaces): channels work as plain " +
+          "channels here. For rooms, roles and moderation run: ringcast --config deploy/chat-dev.toml");
+      }
+      const rooms = info.rooms && info.rooms.length ? info.rooms : info.chat ? [] : ["demo"];
+      renderRooms(rooms);
+      if (rooms.length) await join(rooms[0]);
     } catch (e) {
       showError("connect: " + e.message);
     }
