@@ -102,7 +102,10 @@ impl AutoMod {
         let restore = self.restore_ms();
         self.users.retain(|_, t| {
             let rep = (t.reputation as u64 + now.saturating_sub(t.rep_at) / restore).min(100);
-            rep < FULL as u64 || t.recent.back().is_some_and(|at| now - at < quiet)
+            rep < FULL as u64
+                || t.recent
+                    .back()
+                    .is_some_and(|at| now.saturating_sub(*at) < quiet)
         });
         self.users.len() < MAX_TRACKED
     }
@@ -136,7 +139,8 @@ impl AutoMod {
             1
         };
         t.last_text = h;
-        let flood = t.recent.len() > flood_n && now - t.recent[0] < window;
+        // Wall time may step back (NTP): a negative span counts as zero.
+        let flood = t.recent.len() > flood_n && now.saturating_sub(t.recent[0]) < window;
         let violation = if blocked {
             Violation::BlockedWord
         } else if flood {
@@ -226,6 +230,17 @@ mod tests {
             a.check("bob", "bad", true, 20_000 + 60_000 * 25),
             Verdict::Warn(Violation::BlockedWord)
         );
+    }
+
+    #[test]
+    fn the_clock_stepping_back_is_no_panic() {
+        let mut a = automod();
+        for i in 0..10 {
+            assert_eq!(a.check("bob", &i.to_string(), false, 1_000_000 + i), Verdict::Pass);
+        }
+        // Earlier than every message seen: counted as no time passed (a flood), no underflow.
+        assert_ne!(a.check("bob", "late", false, 5), Verdict::Pass);
+        assert!(a.reputation("bob", 0) <= 100);
     }
 
     #[test]
