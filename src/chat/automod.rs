@@ -236,7 +236,10 @@ mod tests {
     fn the_clock_stepping_back_is_no_panic() {
         let mut a = automod();
         for i in 0..10 {
-            assert_eq!(a.check("bob", &i.to_string(), false, 1_000_000 + i), Verdict::Pass);
+            assert_eq!(
+                a.check("bob", &i.to_string(), false, 1_000_000 + i),
+                Verdict::Pass
+            );
         }
         // Earlier than every message seen: counted as no time passed (a flood), no underflow.
         assert_ne!(a.check("bob", "late", false, 5), Verdict::Pass);
