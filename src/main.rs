@@ -91,16 +91,9 @@ fn main() -> ExitCode {
     }
 
     if let Some(Command::Config) = cli.command {
-        return match ringcast::config::AppConfig::build(&cli.server.app) {
-            Ok(cfg) => {
-                println!("{}", ringcast::config::show::effective_json(&cfg));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("ringcast: {e}");
-                ExitCode::from(2)
-            }
-        };
+        let shown = ringcast::config::AppConfig::build(&cli.server.app)
+            .map(|cfg| ringcast::config::show::effective_json(&cfg));
+        return print_or_fail("ringcast", shown);
     }
 
     if let Some(Command::Sign {
@@ -110,19 +103,13 @@ fn main() -> ExitCode {
         url_signing_key,
     }) = &cli.command
     {
-        return match ringcast::files::sign::SigningKey::parse(url_signing_key, None) {
-            Ok(key) => {
-                let expires = ringcast::session::Now::system().unix + ttl.as_secs();
-                let url_path = ringcast::files::sign::file_url_path(path);
-                let link = ringcast::files::sign::signed_url(&key, &url_path, expires);
-                println!("{}{link}", base_url.trim_end_matches('/'));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("ringcast sign: {e}");
-                ExitCode::from(2)
-            }
-        };
+        let link = ringcast::files::sign::SigningKey::parse(url_signing_key, None).map(|key| {
+            let expires = ringcast::session::Now::system().unix + ttl.as_secs();
+            let url_path = ringcast::files::sign::file_url_path(path);
+            let link = ringcast::files::sign::signed_url(&key, &url_path, expires);
+            format!("{}{link}", base_url.trim_end_matches('/'))
+        });
+        return print_or_fail("ringcast sign", link);
     }
 
     if let Some(Command::Token {
@@ -132,16 +119,8 @@ fn main() -> ExitCode {
         info,
     }) = &cli.command
     {
-        return match mint_token(&cli.server.app, user, roles, *ttl, info.as_deref()) {
-            Ok(t) => {
-                println!("{t}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("ringcast token: {e}");
-                ExitCode::from(2)
-            }
-        };
+        let token = mint_token(&cli.server.app, user, roles, *ttl, info.as_deref());
+        return print_or_fail("ringcast token", token);
     }
 
     if let Some(Command::OutboxInit {
@@ -322,4 +301,18 @@ fn mint_token(
             info,
         },
     ))
+}
+
+/// A subcommand's answer: printed (exit 0), or its error after `what:` (exit 2).
+fn print_or_fail<E: std::fmt::Display>(what: &str, r: Result<String, E>) -> ExitCode {
+    match r {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{what}: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

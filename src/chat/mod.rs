@@ -128,8 +128,13 @@ impl ChatRules {
             }
         }
         for room in &c.rooms {
-            let ns = room.split_once(':').map_or("", |(ns, _)| ns);
-            if !c.namespaces.iter().any(|n| n == ns) {
+            let ns = channels
+                .resolve(room)
+                .map_err(|e| format!("chat.rooms: {room:?}: {}", e.message))?
+                .opts
+                .name
+                .clone();
+            if !c.namespaces.contains(&ns) {
                 return Err(format!("chat.rooms: {room:?} is not in a chat namespace"));
             }
         }
@@ -156,6 +161,13 @@ impl ChatRules {
     /// Whether channels of `namespace` are chat rooms.
     pub fn is_room(&self, namespace: &str) -> bool {
         self.namespaces.contains(namespace)
+    }
+
+    /// The namespace of a resolved channel when it is a chat room (an empty-set check first:
+    /// with chat off, nothing is hashed).
+    pub fn room_of<'c>(&self, channel: &crate::channels::Channel<'c, '_>) -> Option<&'c str> {
+        let ns = channel.opts.name.as_str();
+        (self.enabled() && self.is_room(ns)).then_some(ns)
     }
 }
 

@@ -105,11 +105,10 @@ pub fn execute(
             (None, true) => (Scope::Global, GLOBAL.to_owned()),
             (Some(c), false) => {
                 let resolved = cfg.channels.resolve(c)?;
-                let ns = resolved.opts.name.as_str();
-                if !cfg.chat.is_room(ns) {
+                let Some(ns) = cfg.chat.room_of(&resolved) else {
                     return Err(ClientError::BAD_REQUEST
                         .with_detail(format_args!("{c} is not a chat room")));
-                }
+                };
                 (Scope::Channel(c.clone()), ns.to_owned())
             }
         };

@@ -30,7 +30,7 @@ impl ClientSession {
             Err(e) => return self.out.error(id, &e),
         };
         let subscribed = self.subs.contains_key(channel);
-        let room = super::chat::room_namespace(&env, &resolved);
+        let room = env.cfg.chat.room_of(&resolved);
         // In a chat room the role decides first, so a guest hears which permission it lacks.
         let role_check = room.map_or(Ok(()), |ns| {
             env.cfg.chat.permissions.check(
@@ -48,8 +48,7 @@ impl ClientSession {
             return self.out.error(id, &e);
         }
         if let Some(ns) = room {
-            let ns = ns.to_owned();
-            return match self.chat_publish(channel, &ns, data, now, host) {
+            return match self.chat_publish(channel, ns, &resolved, data, now, host) {
                 Ok(()) => self.reply_empty(id, "publish"),
                 Err(e) => {
                     info!(target: AUDIT, client = %self.client_id, user = %self.user, channel, "chat publish refused: {}", e.message);

@@ -68,7 +68,7 @@ impl ClientSession {
                 }
             }
         }
-        if let Some(ns) = super::chat::room_namespace(&env, &resolved)
+        if let Some(ns) = env.cfg.chat.room_of(&resolved)
             && let Err(e) = self.chat_may_enter(ns, channel, now)
         {
             info!(target: AUDIT, client = %self.client_id, user = %self.user, channel, "subscribe denied: {}", e.message);

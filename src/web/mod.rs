@@ -51,6 +51,17 @@ frame-ancestors 'none'";
 /// Whether a request head (so far) is a page request: `GET` or `HEAD` of a page path, and not
 /// a WebSocket upgrade. Decided on the request line and headers once complete.
 pub fn is_page_request(head: &[u8]) -> bool {
+    // The request line alone first: every WebSocket upgrade (`/connection/websocket`, a room)
+    // is turned away here without a second parse of its head.
+    let target = head
+        .split(|&b| b == b' ')
+        .nth(1)
+        .map(|t| t.split(|&b| b == b'?').next().unwrap_or(t));
+    let named = target
+        .is_some_and(|t| t == b"/stats.json" || PAGES.iter().any(|(p, _, _)| p.as_bytes() == t));
+    if !named {
+        return false;
+    }
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     let Ok(httparse::Status::Complete(_)) = req.parse(head) else {

@@ -20,15 +20,6 @@ use crate::client_protocol::Disconnect;
 use crate::client_protocol::codes::ClientError;
 use crate::engine::PresenceEntry;
 
-/// The namespace of a resolved channel when it is a chat room.
-pub(super) fn room_namespace<'a>(
-    env: &'a super::SessionEnv,
-    channel: &crate::channels::Channel<'a, '_>,
-) -> Option<&'a str> {
-    let ns = channel.opts.name.as_str();
-    (env.cfg.chat.enabled() && env.cfg.chat.is_room(ns)).then_some(ns)
-}
-
 /// `conn_info` with the chat status: the token's `info` object with `"status"` set, or
 /// `{"status":…}` (the token's non-object `info` kept under `"info"`). Online and no token
 /// info: none.
@@ -76,7 +67,7 @@ impl ClientSession {
         now: Now,
     ) -> Result<(), ClientError> {
         let env = &self.env;
-        let chat = env.chat.lock();
+        let mut chat = env.chat.lock();
         if let Some(ban) = chat
             .moderation
             .banned(&self.user, Some(channel), now.unix_ms)
@@ -87,9 +78,8 @@ impl ClientSession {
                 ban.reason
             )));
         }
-        drop(chat);
         if env.cfg.chat.dm_namespace.as_deref() == Some(ns) {
-            env.chat.lock().dm_seen(channel, &self.user);
+            chat.dm_seen(channel, &self.user);
         }
         Ok(())
     }

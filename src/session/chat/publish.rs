@@ -9,6 +9,7 @@ use tracing::info;
 
 use super::super::connect::AUDIT;
 use super::super::{ClientSession, Host, Now};
+use crate::channels::Channel;
 use crate::chat::automod::Verdict;
 use crate::chat::message::{ChatPublication, parse};
 use crate::chat::permissions::Permission;
@@ -20,15 +21,14 @@ impl ClientSession {
         &mut self,
         channel: &str,
         ns: &str,
+        resolved: &Channel<'_, '_>,
         data: &RawValue,
         now: Now,
         host: &mut dyn Host,
     ) -> Result<(), ClientError> {
+        // The publish permission was checked by the caller, before the channel rules.
         let env = self.env.clone();
         let rules = &env.cfg.chat;
-        rules
-            .permissions
-            .check(ns, self.role, Permission::Publish)?;
         let dm = rules.dm_namespace.as_deref() == Some(ns);
         if dm {
             rules.permissions.check(ns, self.role, Permission::SendDm)?;
@@ -74,14 +74,13 @@ impl ClientSession {
         }
         let json = publication.to_json();
         let raw = RawValue::from_string(json).map_err(|_| ClientError::INTERNAL)?;
-        let history =
-            super::super::channel::history_options(env.cfg.channels.resolve(channel)?.opts);
+        let history = super::super::channel::history_options(resolved.opts);
         let pos = host.publish(channel, &raw, self.publisher().as_ref(), history, now.at)?;
         let offset = pos.map_or(0, |p| p.offset);
         if let ChatPublication::Message(m) = &publication {
-            self.notify_mentions(channel, offset, &m.text, &m.mentions, now, host);
+            self.notify_mentions(resolved, (channel, offset, &m.text), &m.mentions, now, host);
             if dm {
-                self.notify_dm(channel, offset, &m.text, now, host);
+                self.notify_dm(resolved, (channel, offset, &m.text), now, host);
             }
         }
         Ok(())
@@ -149,19 +148,15 @@ impl ClientSession {
     /// A mention notification for each mentioned user who may read the room (not the author).
     fn notify_mentions(
         &self,
-        channel: &str,
-        offset: u64,
-        text: &str,
+        resolved: &Channel<'_, '_>,
+        (channel, offset, text): (&str, u64, &str),
         mentions: &[String],
         now: Now,
         host: &mut dyn Host,
     ) {
         let env = self.env.clone();
-        let Ok(resolved) = env.cfg.channels.resolve(channel) else {
-            return;
-        };
         for user in mentions {
-            if *user == self.user || env.cfg.channels.may_subscribe(&resolved, user).is_err() {
+            if *user == self.user || env.cfg.channels.may_subscribe(resolved, user).is_err() {
                 continue;
             }
             if env
@@ -178,11 +173,14 @@ impl ClientSession {
     }
 
     /// The first message of a DM while the recipient is not in the channel: a notification.
-    fn notify_dm(&self, channel: &str, offset: u64, text: &str, now: Now, host: &mut dyn Host) {
+    fn notify_dm(
+        &self,
+        resolved: &Channel<'_, '_>,
+        (channel, offset, text): (&str, u64, &str),
+        now: Now,
+        host: &mut dyn Host,
+    ) {
         let env = self.env.clone();
-        let Ok(resolved) = env.cfg.channels.resolve(channel) else {
-            return;
-        };
         let Some(users) = resolved.users else {
             return;
         };

@@ -100,7 +100,7 @@ impl ClientSession {
             "dm.open" => params(method, data).and_then(|p| self.dm_open(p)),
             "reaction.add" => params(method, data).and_then(|p| self.react(p, true, now, host)),
             "reaction.remove" => params(method, data).and_then(|p| self.react(p, false, now, host)),
-            "reaction.list" => params(method, data).and_then(|p| self.reaction_list(p)),
+            "reaction.list" => params(method, data).and_then(|p| self.reaction_list(p, now)),
             "status.set" => params(method, data).and_then(|p| self.status_set(p, host)),
             "mod.history" => params(method, data).and_then(|p: ModHistory| self.mod_history(p)),
             _ => match action {
@@ -140,7 +140,7 @@ impl ClientSession {
     fn readable_room(&self, channel: &str, now: Now) -> Result<String, ClientError> {
         let env = self.env.clone();
         let resolved = env.cfg.channels.resolve(channel)?;
-        let Some(ns) = super::room_namespace(&env, &resolved) else {
+        let Some(ns) = env.cfg.chat.room_of(&resolved) else {
             return Err(
                 ClientError::BAD_REQUEST.with_detail(format_args!("{channel} is not a chat room"))
             );
@@ -200,12 +200,12 @@ impl ClientSession {
         reply(json!({ "count": count, "changed": changed }))
     }
 
-    fn reaction_list(&mut self, p: ReactionList) -> Reply {
+    fn reaction_list(&mut self, p: ReactionList, now: Now) -> Reply {
         if p.offsets.len() > MAX_LIST {
             return Err(ClientError::LIMIT_EXCEEDED
                 .with_detail(format_args!("at most {MAX_LIST} offsets at once")));
         }
-        self.readable_room(&p.channel, super::super::Now::system())?;
+        self.readable_room(&p.channel, now)?;
         let chat = self.env.chat.lock();
         let mut out = BTreeMap::new();
         for o in p.offsets {
