@@ -359,8 +359,13 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
     );
     s.seconds(
         "ringcast_deflate_inflate_seconds",
-        "Time spent inflating received messages.",
+        "Time spent inflating received messages (for messages inflated as they arrive: the decoding calls that inflated).",
         sum(shared, |w| load(&w.compression.inflate_ns)),
+    );
+    s.counter(
+        "ringcast_deflate_inflate_pool_exhausted",
+        "Compressed messages received whole before inflating because --max-inflating connections of the worker were already in the middle of one.",
+        sum(shared, |w| load(&w.compression.inflate_pool_exhausted)),
     );
     if shared.app.chat.enabled() {
         let f = shared

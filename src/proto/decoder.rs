@@ -15,10 +15,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::close::{CloseBody, parse_close_payload};
 use super::control::ControlPayload;
-use super::deflate::{InflateError, Inflater};
+use super::deflate::{INFLATE_CHUNK, InflateError, Inflater};
 use super::encode::{encode_header, header_len};
 use super::error::ProtocolError;
 use super::frame::{Decoded, FrameConfig, FrameHeader, MAX_HEADER_LEN, Role, decode_header};
+use super::inflate_pool::{InflaterPool, LentInflater};
 use super::mask::Masker;
 use super::message::{FrameRole, MessageAssembler};
 use super::opcode::{DataKind, OpCode};
@@ -42,6 +43,8 @@ pub struct Message {
     pub kind: DataKind,
     /// permessage-deflate data (RSV1): [`Message::inflate`] it before reading.
     pub compressed: bool,
+    /// Arrived compressed and was inflated by the decoder as its bytes came in.
+    pub inflated: bool,
     buf: BytesMut,
 }
 
@@ -58,36 +61,13 @@ impl Message {
         if !self.compressed {
             return Ok((self, None));
         }
-        let limit = usize::try_from(limit)
-            .unwrap_or(usize::MAX)
-            .saturating_add(HEADER_ROOM);
-        // Room for 4× the compressed size (JSON inflates 3–10×), never past the limit plus one
-        // chunk: a message that nears the limit is inflated into one allocation, not grown by
-        // reallocations that would hold the old and the new buffer at once.
-        let guess = (4 * self.payload().len())
-            .max(64)
-            .min(limit.saturating_add(super::deflate::INFLATE_CHUNK));
-        let mut out = Vec::with_capacity(HEADER_ROOM + guess);
-        out.resize(HEADER_ROOM, 0);
+        let limit = inflated_limit(limit);
+        let mut out = inflate_output(self.payload().len(), limit);
         inflater.begin();
         inflater
             .inflate(self.payload(), true, limit, &mut out)
-            .map_err(|e| match e {
-                InflateError::TooBig => ProtocolError::MessageTooLarge {
-                    len: out.len().saturating_sub(HEADER_ROOM) as u64,
-                    max: (limit - HEADER_ROOM) as u64,
-                },
-                InflateError::Corrupt => ProtocolError::BadCompressedData,
-            })?;
-        if self.kind == DataKind::Text && std::str::from_utf8(&out[HEADER_ROOM..]).is_err() {
-            return Err(ProtocolError::InvalidUtf8);
-        }
-        let inflated = Message {
-            kind: self.kind,
-            compressed: false,
-            // A unique Vec-backed Bytes becomes a BytesMut without a copy.
-            buf: BytesMut::from(Bytes::from(out)),
-        };
+            .map_err(|e| inflate_error(e, &out, limit))?;
+        let inflated = inflated_message(self.kind, out)?;
         Ok((inflated, Some(self.buf)))
     }
 
@@ -119,6 +99,93 @@ impl Message {
     /// The buffer back, for [`Decoder::recycle`] (clients that only read the payload).
     pub fn into_buffer(self) -> BytesMut {
         self.buf
+    }
+}
+
+/// The inflated size limit in bytes of output, counting the header room in front.
+fn inflated_limit(max_message_size: u64) -> usize {
+    usize::try_from(max_message_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(HEADER_ROOM)
+}
+
+/// The inflate output buffer, header room in front: room for 4× the compressed bytes known so
+/// far (JSON inflates 3–10×), never past the limit plus one chunk, so a message that nears the
+/// limit grows in few steps.
+fn inflate_output(compressed: usize, limit: usize) -> Vec<u8> {
+    let guess = compressed
+        .saturating_mul(4)
+        .max(64)
+        .min(limit.saturating_add(INFLATE_CHUNK));
+    let mut out = Vec::with_capacity(HEADER_ROOM + guess);
+    out.resize(HEADER_ROOM, 0);
+    out
+}
+
+fn inflate_error(e: InflateError, out: &[u8], limit: usize) -> ProtocolError {
+    match e {
+        InflateError::TooBig => ProtocolError::MessageTooLarge {
+            len: out.len().saturating_sub(HEADER_ROOM) as u64,
+            max: (limit - HEADER_ROOM) as u64,
+        },
+        InflateError::Corrupt => ProtocolError::BadCompressedData,
+    }
+}
+
+/// An inflated payload (behind its header room) as a message; Text checked for UTF-8 (1007).
+fn inflated_message(kind: DataKind, out: Vec<u8>) -> Result<Message, ProtocolError> {
+    if kind == DataKind::Text && std::str::from_utf8(&out[HEADER_ROOM..]).is_err() {
+        return Err(ProtocolError::InvalidUtf8);
+    }
+    Ok(Message {
+        kind,
+        compressed: false,
+        inflated: true,
+        // A unique Vec-backed Bytes becomes a BytesMut without a copy.
+        buf: BytesMut::from(Bytes::from(out)),
+    })
+}
+
+/// A compressed message being inflated as its bytes arrive, with an inflater on loan.
+#[derive(Debug)]
+struct Inflating {
+    inflater: LentInflater,
+    /// `HEADER_ROOM` spare bytes, then the payload inflated so far.
+    out: Vec<u8>,
+}
+
+/// Masked payload is unmasked through a stack buffer of this size on its way to the inflater.
+const UNMASK_STEP: usize = 4096;
+
+impl Inflating {
+    fn feed(
+        &mut self,
+        masker: &mut Option<Masker>,
+        chunk: &[u8],
+        limit: usize,
+    ) -> Result<(), ProtocolError> {
+        let mut scratch = [0u8; UNMASK_STEP];
+        for piece in chunk.chunks(UNMASK_STEP) {
+            let input = match masker {
+                Some(m) => {
+                    let dst = &mut scratch[..piece.len()];
+                    m.copy_into(piece, dst);
+                    &*dst
+                }
+                None => piece,
+            };
+            self.inflater
+                .inflate(input, false, limit, &mut self.out)
+                .map_err(|e| inflate_error(e, &self.out, limit))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, kind: DataKind, limit: usize) -> Result<Message, ProtocolError> {
+        self.inflater
+            .inflate(&[], true, limit, &mut self.out)
+            .map_err(|e| inflate_error(e, &self.out, limit))?;
+        inflated_message(kind, self.out)
     }
 }
 
@@ -162,6 +229,13 @@ pub struct Decoder {
     /// The data message being assembled: `HEADER_ROOM` spare bytes, then the payload so far.
     msg: BytesMut,
     control: ControlPayload,
+    /// Inflaters for compressed messages ([`Decoder::inflate_with`]); without, a compressed
+    /// message comes out whole and still compressed.
+    inflaters: Option<InflaterPool>,
+    /// The compressed message being inflated as it arrives.
+    inflating: Option<Inflating>,
+    /// The inflated size limit ([`inflated_limit`] of the message size limit).
+    inflate_limit: usize,
 }
 
 impl Decoder {
@@ -174,6 +248,9 @@ impl Decoder {
             assembler: MessageAssembler::new(cfg.max_message_size),
             msg: BytesMut::new(),
             control: ControlPayload::EMPTY,
+            inflaters: None,
+            inflating: None,
+            inflate_limit: inflated_limit(cfg.max_message_size),
         }
     }
 
@@ -189,6 +266,20 @@ impl Decoder {
     /// permessage-deflate was agreed: RSV1 may mark a message compressed.
     pub fn allow_compression(&mut self) {
         self.frame_cfg.allowed_rsv = 0b100;
+    }
+
+    /// permessage-deflate was agreed, and compressed messages are inflated as their bytes
+    /// arrive with an inflater lent by `pool` (bounded by the message size limit, checked as
+    /// the output grows): they come out inflated. When the pool has none left, a compressed
+    /// message is assembled whole and comes out compressed, for [`Message::inflate`].
+    pub fn inflate_with(&mut self, pool: InflaterPool) {
+        self.allow_compression();
+        self.inflaters = Some(pool);
+    }
+
+    /// True while a compressed message is being inflated (it holds a lent inflater).
+    pub fn is_inflating(&self) -> bool {
+        self.inflating.is_some()
     }
 
     /// True when no frame or message is partly read (a clean place for the stream to end).
@@ -216,6 +307,10 @@ impl Decoder {
                 FrameRole::Control(_) => {
                     let dst = self.control.append_slot(take);
                     copy_payload(&mut frame.masker, chunk, dst);
+                }
+                FrameRole::Data { .. } if self.inflating.is_some() => {
+                    let z = self.inflating.as_mut().expect("checked");
+                    z.feed(&mut frame.masker, chunk, self.inflate_limit)?;
                 }
                 FrameRole::Data { .. } => {
                     let at = self.msg.len();
@@ -272,12 +367,28 @@ impl Decoder {
         match role {
             FrameRole::Control(_) => self.control = ControlPayload::EMPTY,
             FrameRole::Data { first, .. } => {
-                if first {
-                    self.msg.clear();
-                    self.msg.put_bytes(0, HEADER_ROOM);
-                }
                 let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
-                self.msg.reserve(len.min(available.max(RESERVE_STEP)));
+                if first {
+                    self.inflating = None;
+                    let compressed = header.rsv & 0b100 != 0;
+                    if let Some(inflater) = self
+                        .inflaters
+                        .as_ref()
+                        .filter(|_| compressed)
+                        .and_then(InflaterPool::take)
+                    {
+                        self.inflating = Some(Inflating {
+                            inflater,
+                            out: inflate_output(len.min(available), self.inflate_limit),
+                        });
+                    } else {
+                        self.msg.clear();
+                        self.msg.put_bytes(0, HEADER_ROOM);
+                    }
+                }
+                if self.inflating.is_none() {
+                    self.msg.reserve(len.min(available.max(RESERVE_STEP)));
+                }
             }
         }
         self.frame = Some(FrameInProgress {
@@ -299,13 +410,18 @@ impl Decoder {
             }
             FrameRole::Data { .. } => {
                 debug_assert!(frame.header.opcode != OpCode::Close);
-                self.assembler.on_frame_end()?.map(|end| {
-                    Event::Message(Message {
+                let Some(end) = self.assembler.on_frame_end()? else {
+                    return Ok(None);
+                };
+                Some(Event::Message(match self.inflating.take() {
+                    Some(z) => z.finish(end.kind, self.inflate_limit)?,
+                    None => Message {
                         kind: end.kind,
                         compressed: end.compressed,
+                        inflated: false,
                         buf: std::mem::take(&mut self.msg),
-                    })
-                })
+                    },
+                }))
             }
         })
     }
@@ -589,5 +705,120 @@ mod tests {
         let e = m.inflate(&mut Inflater::default(), 1 << 20).unwrap_err();
         assert_eq!(e, ProtocolError::BadCompressedData);
         assert_eq!(e.close_code().0, 1007);
+    }
+
+    fn streaming_server(max: u64, pool: &InflaterPool) -> Decoder {
+        let mut d = server(max);
+        d.inflate_with(pool.clone());
+        d
+    }
+
+    #[test]
+    fn streaming_inflates_fragments_in_every_split_and_returns_the_inflater() {
+        let text = "κόσμε chat ".repeat(300);
+        let z = deflate(text.as_bytes());
+        let (a, rest) = z.split_at(z.len() / 3);
+        let (b, c) = rest.split_at(rest.len() / 2);
+        let mut bytes = compressed_frame(false, OpCode::Text, a);
+        bytes.extend(client_frame(true, OpCode::Ping, b"p"));
+        bytes.extend(client_frame(false, OpCode::Continuation, b));
+        bytes.extend(client_frame(true, OpCode::Continuation, c));
+        bytes.extend(client_frame(true, OpCode::Text, b"plain after"));
+        let pool = InflaterPool::new(1);
+        for step in [1, 2, 5, 64, 1000, bytes.len()] {
+            let mut d = streaming_server(1 << 20, &pool);
+            let events = run(&mut d, &bytes, step).unwrap();
+            assert_eq!(events.len(), 3, "step {step}");
+            let Event::Message(m) = &events[1] else {
+                panic!("a message")
+            };
+            assert!(m.inflated && !m.compressed);
+            assert_eq!(m.text(), Some(text.as_str()), "step {step}");
+            let Event::Message(m) = &events[2] else {
+                panic!("a message")
+            };
+            assert!(!m.inflated);
+            assert_eq!(m.text(), Some("plain after"));
+            assert_eq!(
+                pool.lent(),
+                0,
+                "the inflater came back at the message's end"
+            );
+        }
+    }
+
+    #[test]
+    fn streaming_stops_a_bomb_before_its_compressed_bytes_are_all_read() {
+        // 64 MiB of zeros: ≈ 64 KiB compressed, a 1 MiB limit.
+        let bomb = deflate(&vec![0u8; 64 << 20]);
+        let pool = InflaterPool::new(1);
+        let mut d = streaming_server(1 << 20, &pool);
+        let bytes = compressed_frame(true, OpCode::Binary, &bomb);
+        let mut fed = 0;
+        let e = loop {
+            let mut input = &bytes[fed..fed + 512];
+            fed += 512;
+            match d.decode(&mut input) {
+                Ok(None) => assert!(d.msg.capacity() == 0, "compressed bytes are not kept"),
+                Ok(Some(_)) => panic!("no event before the limit"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(e.close_code().0, 1009, "{e}");
+        assert!(
+            fed < bytes.len() / 8,
+            "stopped after {fed} of {} bytes",
+            bytes.len()
+        );
+        let out = &d
+            .inflating
+            .as_ref()
+            .expect("still held by the failed decoder")
+            .out;
+        assert!(out.capacity() <= HEADER_ROOM + (1 << 20) + 2 * INFLATE_CHUNK);
+        drop(d);
+        assert_eq!(pool.lent(), 0, "a dropped decoder gives its inflater back");
+    }
+
+    #[test]
+    fn streaming_refuses_bad_utf8_garbage_and_data_after_the_final_block() {
+        let pool = InflaterPool::new(1);
+        let bad = deflate(&[0xff; 400]);
+        let bytes = compressed_frame(true, OpCode::Text, &bad);
+        let e = run(&mut streaming_server(1 << 20, &pool), &bytes, 64).unwrap_err();
+        assert_eq!(e, ProtocolError::InvalidUtf8);
+        let garbage = compressed_frame(true, OpCode::Binary, &[0xff, 0xff, 0xff, 0xff, 0x00]);
+        let e = run(&mut streaming_server(1 << 20, &pool), &garbage, 2).unwrap_err();
+        assert_eq!(e.close_code().0, 1007);
+        // A final block (BFINAL) is allowed; anything after it, even in a later fragment, is not.
+        let mut fin = Vec::new();
+        let mut enc = flate2::write::DeflateEncoder::new(&mut fin, flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, b"final block").unwrap();
+        enc.finish().unwrap();
+        let ok = compressed_frame(true, OpCode::Text, &fin);
+        let ev = run(&mut streaming_server(1 << 20, &pool), &ok, 3).unwrap();
+        assert!(matches!(&ev[0], Event::Message(m) if m.text() == Some("final block")));
+        let mut after = compressed_frame(false, OpCode::Text, &fin);
+        after.extend(client_frame(true, OpCode::Continuation, b"\x00"));
+        let e = run(&mut streaming_server(1 << 20, &pool), &after, 3).unwrap_err();
+        assert_eq!(e.close_code().0, 1007);
+        assert_eq!(pool.lent(), 0);
+    }
+
+    #[test]
+    fn with_no_inflater_left_a_compressed_message_comes_out_whole() {
+        let pool = InflaterPool::new(1);
+        let held = pool.take().unwrap();
+        let text = "x".repeat(500);
+        let bytes = compressed_frame(true, OpCode::Text, &deflate(text.as_bytes()));
+        let mut events = run(&mut streaming_server(1 << 20, &pool), &bytes, 10).unwrap();
+        let Some(Event::Message(m)) = events.pop() else {
+            panic!("a message")
+        };
+        assert!(m.compressed && !m.inflated);
+        assert_eq!(pool.exhausted(), 1);
+        let (m, _) = m.inflate(&mut Inflater::default(), 1 << 20).unwrap();
+        assert_eq!(m.text(), Some(text.as_str()));
+        drop(held);
     }
 }

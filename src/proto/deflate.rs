@@ -82,12 +82,15 @@ pub enum InflateError {
 /// Inflates messages, one independent stream each (client_no_context_takeover), window 15.
 pub struct Inflater {
     d: Decompress,
+    /// The stream's final block has been read: only our own tail may follow.
+    ended: bool,
 }
 
 impl Default for Inflater {
     fn default() -> Self {
         Self {
             d: Decompress::new_with_window_bits(false, 15),
+            ended: false,
         }
     }
 }
@@ -96,6 +99,7 @@ impl Inflater {
     /// Starts a new message.
     pub fn begin(&mut self) {
         self.d.reset(false);
+        self.ended = false;
     }
 
     /// Inflates one fragment's compressed bytes, appending to `out`; `last` on the message's
@@ -107,6 +111,14 @@ impl Inflater {
         limit: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), InflateError> {
+        if self.ended {
+            // A final block (BFINAL=1) is allowed (§7.2.3.4); nothing may follow it.
+            return if input.is_empty() {
+                Ok(())
+            } else {
+                Err(InflateError::Corrupt)
+            };
+        }
         let mut tail: &[u8] = if last { &TAIL } else { &[] };
         let mut feeding_tail = false;
         loop {
@@ -138,6 +150,7 @@ impl Inflater {
             let progressed = out.len() > before_out || self.d.total_in() > before_in;
             if status == Status::StreamEnd {
                 // A final block (BFINAL=1) is allowed (§7.2.3.4); only our own tail may follow.
+                self.ended = true;
                 return if input.is_empty() || feeding_tail {
                     Ok(())
                 } else {

@@ -12,6 +12,7 @@
 //! | [`message`] | fragmentation rules and message size across frames |
 //! | [`decoder`] | one connection's byte stream → events, payload unmasked into a shareable frame |
 //! | [`deflate`] | permessage-deflate payloads: one compressor per window size, a bounded inflater |
+//! | [`inflate_pool`] | a worker's bounded inflaters, lent to connections mid compressed message |
 //! | [`deflate_negotiation`] | permessage-deflate offers → the one accepted (no context takeover both ways) |
 //! | [`encode`] | server and client frame encoding |
 //! | [`error`] | [`ProtocolError`]: each rule broken, with the close code it earns |
@@ -25,6 +26,7 @@ pub mod encode;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod inflate_pool;
 pub mod mask;
 pub mod message;
 pub mod opcode;

@@ -22,12 +22,15 @@ use super::counters::WorkerCounters;
 use crate::proto::OpCode;
 use crate::proto::deflate::{Deflater, Inflater};
 use crate::proto::encode::{encode_header, header_len};
+use crate::proto::inflate_pool::InflaterPool;
 
 /// `--compression-min-size` and `--compression-level`, as the workers use them.
 #[derive(Debug, Clone, Copy)]
 pub struct CompressionSettings {
     pub min_size: usize,
     pub level: u32,
+    /// Inflaters lent at once (`--max-inflating`).
+    pub max_inflating: usize,
 }
 
 /// Server-wide counters of the compression work (summed over workers for `/metrics`).
@@ -46,6 +49,9 @@ pub struct CompressionCounters {
     pub inflate_ns: AtomicU64,
     /// Compressed messages received and inflated.
     pub inflated: AtomicU64,
+    /// Compressed messages received whole before inflating: `--max-inflating` connections were
+    /// already in the middle of one.
+    pub inflate_pool_exhausted: AtomicU64,
 }
 
 /// The last frame compressed for one window size: the source (kept alive) and what to send.
@@ -58,7 +64,10 @@ struct Cached {
 pub struct WorkerCompression {
     settings: CompressionSettings,
     deflater: Deflater,
+    /// Inflates messages received whole (the pool had none left).
     pub inflater: Inflater,
+    /// Lent to connections to inflate a compressed message as it arrives.
+    pub inflaters: InflaterPool,
     /// Index: window bits − 9.
     cache: [Option<Cached>; 7],
     scratch: Vec<u8>,
@@ -70,6 +79,7 @@ impl WorkerCompression {
             settings,
             deflater: Deflater::new(settings.level),
             inflater: Inflater::default(),
+            inflaters: InflaterPool::new(settings.max_inflating),
             cache: Default::default(),
             scratch: Vec::new(),
         }
@@ -158,6 +168,7 @@ mod tests {
         WorkerCompression::new(CompressionSettings {
             min_size: 256,
             level: 1,
+            max_inflating: 4,
         })
     }
 

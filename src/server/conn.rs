@@ -29,7 +29,7 @@ use compio::BufResult;
 use compio::io::{AsyncRead, AsyncReadMulti, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_util::Stream;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::app::{Admitted, ClientApp, RawRoom, admit};
 use super::counters::WorkerCounters;
@@ -830,7 +830,15 @@ impl Reader {
             max_message_size: opts.max_message_size,
         });
         if let Some((agreed, _)) = deflate {
-            decoder.allow_compression();
+            let pool = self
+                .worker
+                .compression
+                .as_ref()
+                .expect("compression agreed only when on")
+                .borrow()
+                .inflaters
+                .clone();
+            decoder.inflate_with(pool);
             self.conn
                 .deflate_window
                 .set(Some(agreed.server_window_bits));
@@ -867,9 +875,19 @@ impl Reader {
             let Phase::Open { decoder, .. } = &mut self.phase else {
                 return ControlFlow::Break(());
             };
-            let decoded = decoder
-                .decode(&mut input)
-                .and_then(|event| self.inflate(event));
+            // Inflating happens inside the decoder as bytes arrive: time the calls that do it.
+            let timed = self.conn.deflate_window.get().map(|_| Instant::now());
+            let was_inflating = decoder.is_inflating();
+            let decoded = decoder.decode(&mut input);
+            if let Some(started) = timed {
+                let inflated = matches!(&decoded, Ok(Some(Event::Message(m))) if m.inflated);
+                if was_inflating || inflated || decoder.is_inflating() {
+                    let counters = &self.worker.shared.counters[self.worker.index].compression;
+                    WorkerCounters::add(&counters.inflate_ns, started.elapsed().as_nanos() as u64);
+                    WorkerCounters::add(&counters.inflated, u64::from(inflated));
+                }
+            }
+            let decoded = decoded.and_then(|event| self.inflate(event));
             match decoded {
                 Ok(None) => return ControlFlow::Continue(()),
                 Ok(Some(event)) => self.on_event(event, now)?,
@@ -891,8 +909,9 @@ impl Reader {
         }
     }
 
-    /// A compressed message inflated with the worker's inflater, bounded by the message size
-    /// limit; its compressed buffer goes back to the decoder.
+    /// A compressed message that arrived whole (the worker's inflaters were all lent out)
+    /// inflated with the worker's own inflater, bounded by the message size limit; its
+    /// compressed buffer goes back to the decoder.
     fn inflate(&mut self, event: Option<Event>) -> Result<Option<Event>, ProtocolError> {
         let Some(Event::Message(m)) = event else {
             return Ok(event);
@@ -906,6 +925,18 @@ impl Reader {
             .as_ref()
             .expect("compressed messages are only accepted with compression on");
         let counters = &self.worker.shared.counters[self.worker.index].compression;
+        let exhausted = counters
+            .inflate_pool_exhausted
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        if exhausted.is_power_of_two() {
+            warn!(
+                conn = self.conn.id,
+                max_inflating = self.worker.shared.opts.compression.max_inflating,
+                times = exhausted,
+                "all inflaters lent: a compressed message was received whole before inflating (raise --max-inflating)"
+            );
+        }
         let started = Instant::now();
         let limit = self.worker.shared.opts.max_message_size;
         let inflated = m.inflate(&mut c.borrow_mut().inflater, limit);

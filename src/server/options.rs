@@ -116,6 +116,11 @@ pub struct CompressionFlags {
     /// zlib level, 0–9 (1: fastest).
     #[arg(long, env = "RINGCAST_COMPRESSION_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compression_level: u32,
+    /// Per worker: connections that may be in the middle of a compressed message at once, each
+    /// holding an inflater (≈ 40 KiB) that inflates it as it arrives; past this, a compressed
+    /// message is received whole before inflating (counted in /metrics).
+    #[arg(long, env = "RINGCAST_MAX_INFLATING", default_value_t = 256)]
+    pub max_inflating: usize,
 }
 
 impl Default for CompressionFlags {
@@ -124,6 +129,7 @@ impl Default for CompressionFlags {
             compression: false,
             compression_min_size: 256,
             compression_level: 1,
+            max_inflating: 256,
         }
     }
 }
@@ -135,6 +141,7 @@ impl CompressionFlags {
             .then(|| super::compression::CompressionSettings {
                 min_size: usize::try_from(self.compression_min_size).unwrap_or(usize::MAX),
                 level: self.compression_level,
+                max_inflating: self.max_inflating,
             })
     }
 }
