@@ -21,7 +21,7 @@ pub const KEEP_IDLE: usize = 8;
 
 #[derive(Default)]
 struct Inner {
-    idle: Vec<Box<Inflater>>,
+    idle: Vec<Inflater>,
     lent: usize,
     max_lent: usize,
     exhausted: u64,
@@ -78,7 +78,7 @@ impl InflaterPool {
         self.0.borrow().exhausted
     }
 
-    fn give_back(&self, inflater: Box<Inflater>) {
+    fn give_back(&self, inflater: Inflater) {
         let mut i = self.0.borrow_mut();
         i.lent -= 1;
         if i.idle.len() < KEEP_IDLE {
@@ -89,7 +89,7 @@ impl InflaterPool {
 
 /// An inflater on loan; returns to its pool when dropped.
 pub struct LentInflater {
-    inflater: Option<Box<Inflater>>,
+    inflater: Option<Inflater>,
     pool: InflaterPool,
 }
 
@@ -102,13 +102,13 @@ impl std::fmt::Debug for LentInflater {
 impl Deref for LentInflater {
     type Target = Inflater;
     fn deref(&self) -> &Inflater {
-        self.inflater.as_deref().expect("held until dropped")
+        self.inflater.as_ref().expect("held until dropped")
     }
 }
 
 impl DerefMut for LentInflater {
     fn deref_mut(&mut self) -> &mut Inflater {
-        self.inflater.as_deref_mut().expect("held until dropped")
+        self.inflater.as_mut().expect("held until dropped")
     }
 }
 
