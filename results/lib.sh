@@ -1,12 +1,12 @@
 # Shared by the benchmark scripts in results/ (sourced, not run): one fresh release server per
 # run, stopped by PID. Set SERVER_ARGS (array) and SERVER_LOG before start_server; the server API
-# is off unless API_LISTEN is set (an address).
+# is off unless API_LISTEN is set (an address); SERVER_BIN picks another server binary.
 server_pid=""
 stop_server() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; fi
 }
 start_server() {
-  target/release/ringcast --listen "127.0.0.1:$PORT" --api-listen "${API_LISTEN:-off}" "${SERVER_ARGS[@]}" --log-format json 2>>"$SERVER_LOG" &
+  "${SERVER_BIN:-target/release/ringcast}" --listen "127.0.0.1:$PORT" --api-listen "${API_LISTEN:-off}" "${SERVER_ARGS[@]}" --log-format json 2>>"$SERVER_LOG" &
   server_pid=$!
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0

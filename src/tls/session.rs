@@ -1,20 +1,61 @@
-//! A connection's byte session: TLS (a rustls `ServerConnection` driven by hand) or plain ws://.
+//! A connection's byte session: TLS (rustls' unbuffered server connection driven by hand) or
+//! plain ws://.
 //!
-//! Receive: ciphertext in, plaintext handed to a callback as borrowed slices (rustls copies
-//! the bytes in, so the receive buffer goes back to the ring right after). Send: queued frames
-//! are written with ONE vectored write (rustls packs them into as few records as possible) and
-//! the records are appended to the connection's send buffer for one send. This module is the
-//! only place that knows rustls's call order; nothing here does I/O.
+//! The session owns no buffer an idle connection pays for. Receive: the socket's bytes are
+//! copied into the worker's scratch buffer and decrypted from there; only a record the socket
+//! cut in two stays with the connection until its rest arrives. Send: TLS's own records
+//! (handshake, tickets, alerts, key updates) wait in a buffer that exists only while they do,
+//! and queued frames are encrypted straight into the connection's send buffer — several small
+//! frames packed into one record through the worker's coalescing scratch. This module is the
+//! only place that knows rustls' call order; nothing here does I/O.
 
-use std::io::{self, BufRead, IoSlice, Write as _};
+use std::cell::Cell;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::ServerConfig;
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, UnbufferedStatus, WriteTraffic,
+};
+
+/// Largest plaintext of one TLS record.
+const MAX_RECORD: usize = 16 * 1024;
+/// Room for a record's header, tag and content type (TLS 1.3: 22 bytes, TLS 1.2: 29).
+const RECORD_OVERHEAD: usize = 32;
+/// A worker scratch buffer larger than this is not kept after use.
+const SCRATCH_KEEP: usize = 256 * 1024;
+
+thread_local! {
+    /// Received bytes being decrypted (one per worker thread; taken while in use).
+    static RECEIVE_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// Small frames packed into one record's plaintext.
+    static COALESCE_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+fn scratch_take(slot: &'static std::thread::LocalKey<Cell<Vec<u8>>>) -> Vec<u8> {
+    slot.with(Cell::take)
+}
+
+/// Gives a buffer back to the worker's slot, emptied, if it is worth keeping.
+fn scratch_give(slot: &'static std::thread::LocalKey<Cell<Vec<u8>>>, mut buf: Vec<u8>) {
+    if buf.capacity() == 0 || buf.capacity() > SCRATCH_KEEP {
+        return;
+    }
+    buf.clear();
+    slot.with(|s| {
+        let kept = s.take();
+        s.set(if kept.capacity() >= buf.capacity() {
+            kept
+        } else {
+            buf
+        });
+    });
+}
 
 pub enum ServerSession {
-    Tls(Box<ServerConnection>),
+    Tls(Box<TlsSession>),
     Plain,
 }
 
@@ -29,15 +70,34 @@ pub enum Received {
     PeerClosed,
 }
 
+/// A TLS session and the few bytes it holds between calls.
+pub struct TlsSession {
+    conn: UnbufferedServerConnection,
+    /// The start of a record the socket cut in two (or of a handshake message spread over
+    /// records); empty, without capacity, when nothing waits.
+    incoming: Vec<u8>,
+    /// TLS's own records to send before any application data; empty without capacity when
+    /// there are none.
+    pending: Vec<u8>,
+    /// A close_notify is to follow the next frames written.
+    close_notify: bool,
+    /// The application stopped taking plaintext; what still arrives is dropped.
+    stopped: bool,
+    /// TLS failed: nothing is decrypted or encrypted any more (an alert may still be pending).
+    failed: bool,
+}
+
 impl ServerSession {
     pub fn new(tls: Option<&Arc<ServerConfig>>) -> Result<Self, rustls::Error> {
         Ok(match tls {
-            Some(cfg) => {
-                let mut conn = ServerConnection::new(cfg.clone())?;
-                // Our own outbound queue enforces the backlog limit.
-                conn.set_buffer_limit(None);
-                Self::Tls(Box::new(conn))
-            }
+            Some(cfg) => Self::Tls(Box::new(TlsSession {
+                conn: UnbufferedServerConnection::new(cfg.clone())?,
+                incoming: Vec::new(),
+                pending: Vec::new(),
+                close_notify: false,
+                stopped: false,
+                failed: false,
+            })),
             None => Self::Plain,
         })
     }
@@ -46,43 +106,16 @@ impl ServerSession {
     /// A TLS error is fatal: flush what [`ServerSession::wants_write`] asks (the alert), then close.
     pub fn receive(
         &mut self,
-        mut data: &[u8],
+        data: &[u8],
         mut on_plain: impl FnMut(&[u8]) -> ControlFlow<()>,
     ) -> Result<Received, rustls::Error> {
-        let conn = match self {
-            Self::Plain => {
-                return Ok(match on_plain(data) {
-                    ControlFlow::Continue(()) => Received::Open,
-                    ControlFlow::Break(()) => Received::Stopped,
-                });
-            }
-            Self::Tls(conn) => conn,
-        };
-        while !data.is_empty() {
-            // Reading from a slice cannot fail; it takes at most what rustls has room for.
-            conn.read_tls(&mut data)
-                .expect("reading TLS bytes from a slice");
-            let state = conn.process_new_packets()?;
-            let mut reader = conn.reader();
-            loop {
-                match reader.fill_buf() {
-                    Ok([]) => return Ok(Received::PeerClosed),
-                    Ok(plain) => {
-                        let n = plain.len();
-                        if on_plain(plain).is_break() {
-                            return Ok(Received::Stopped);
-                        }
-                        reader.consume(n);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => return Ok(Received::PeerClosed),
-                }
-            }
-            if state.peer_has_closed() {
-                return Ok(Received::PeerClosed);
-            }
+        match self {
+            Self::Plain => Ok(match on_plain(data) {
+                ControlFlow::Continue(()) => Received::Open,
+                ControlFlow::Break(()) => Received::Stopped,
+            }),
+            Self::Tls(tls) => tls.receive(data, &mut on_plain),
         }
-        Ok(Received::Open)
     }
 
     /// Encrypts `frames` (coalesced) and appends everything TLS wants to send to `out`.
@@ -94,42 +127,265 @@ impl ServerSession {
                     out.extend_from_slice(f);
                 }
             }
-            Self::Tls(conn) => {
-                const IOV: usize = 64;
-                for group in frames.chunks(IOV) {
-                    let mut iov = [IoSlice::new(&[]); IOV];
-                    for (slot, f) in iov.iter_mut().zip(group) {
-                        *slot = IoSlice::new(f);
-                    }
-                    let mut pending = &mut iov[..group.len()];
-                    while !pending.is_empty() {
-                        // No buffer limit is set, so rustls takes everything we give it.
-                        let n = conn
-                            .writer()
-                            .write_vectored(pending)
-                            .expect("unlimited rustls buffer");
-                        if n == 0 {
-                            break;
-                        }
-                        IoSlice::advance_slices(&mut pending, n);
-                    }
-                }
-                while conn.wants_write() {
-                    conn.write_tls(out).expect("writing TLS records into a Vec");
-                }
-            }
+            Self::Tls(tls) => tls.write(frames, out),
         }
     }
 
     /// TLS has records of its own to send (handshake, tickets, alerts, close_notify).
     pub fn wants_write(&self) -> bool {
-        matches!(self, Self::Tls(c) if c.wants_write())
+        matches!(self, Self::Tls(t) if !t.pending.is_empty() || t.close_notify)
     }
 
-    /// Queues a TLS close_notify (flushed by the next [`ServerSession::write`]).
+    /// Queues a TLS close_notify (flushed by the next [`ServerSession::write`], after its frames).
     pub fn send_close_notify(&mut self) {
-        if let Self::Tls(c) = self {
-            c.send_close_notify();
+        if let Self::Tls(t) = self {
+            t.close_notify = true;
+        }
+    }
+
+    /// Bytes the session holds between calls (for the memory accounting tests).
+    pub fn held_bytes(&self) -> usize {
+        match self {
+            Self::Tls(t) => t.incoming.capacity() + t.pending.capacity(),
+            Self::Plain => 0,
         }
     }
 }
+
+impl TlsSession {
+    fn receive(
+        &mut self,
+        data: &[u8],
+        on_plain: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<Received, rustls::Error> {
+        if self.failed {
+            return Ok(Received::Stopped);
+        }
+        let mut work = if self.incoming.is_empty() {
+            scratch_take(&RECEIVE_SCRATCH)
+        } else {
+            std::mem::take(&mut self.incoming)
+        };
+        work.extend_from_slice(data);
+        let mut start = 0;
+        let outcome = loop {
+            let UnbufferedStatus { discard, state } =
+                self.conn.process_tls_records(&mut work[start..]);
+            let mut extra = 0;
+            let step = match state {
+                Err(e) => {
+                    self.failed = true;
+                    Some(Err(e))
+                }
+                Ok(ConnectionState::ReadTraffic(mut r)) => {
+                    let mut step = None;
+                    while let Some(record) = r.next_record() {
+                        match record {
+                            Ok(record) => {
+                                extra += record.discard;
+                                if !self.stopped && on_plain(record.payload).is_break() {
+                                    self.stopped = true;
+                                    step = Some(Ok(Received::Stopped));
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                step = Some(Err(e));
+                                break;
+                            }
+                        }
+                    }
+                    if step.is_none() && self.stopped {
+                        step = Some(Ok(Received::Stopped));
+                    }
+                    step
+                }
+                Ok(ConnectionState::EncodeTlsData(e)) => {
+                    encode(e, &mut self.pending);
+                    None
+                }
+                Ok(ConnectionState::TransmitTlsData(t)) => {
+                    // `pending` goes out with the next write, before any application data.
+                    t.done();
+                    None
+                }
+                Ok(ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_)) => {
+                    Some(Ok(Received::Open))
+                }
+                Ok(ConnectionState::PeerClosed | ConnectionState::Closed) => {
+                    Some(Ok(Received::PeerClosed))
+                }
+                Ok(other) => Some(Err(rustls::Error::General(format!(
+                    "unexpected TLS state {other:?} (early data is not accepted)"
+                )))),
+            };
+            start += discard + extra;
+            if let Some(step) = step {
+                break step;
+            }
+        };
+        if self.failed {
+            // The alert rustls queued goes out with the next write.
+            self.collect_alerts(&mut work[start..]);
+            scratch_give(&RECEIVE_SCRATCH, work);
+        } else if start == work.len() {
+            scratch_give(&RECEIVE_SCRATCH, work);
+        } else {
+            // A cut record: its start stays with the connection until the rest arrives.
+            work.drain(..start);
+            self.incoming = work;
+        }
+        outcome
+    }
+
+    /// After an error rustls has queued its alert: move it to `pending`. One look only: a second
+    /// would deframe the failing record again (rustls does not discard it) and fail twice.
+    fn collect_alerts(&mut self, rest: &mut [u8]) {
+        if let Ok(ConnectionState::EncodeTlsData(e)) = self.conn.process_tls_records(rest).state {
+            encode(e, &mut self.pending);
+        }
+    }
+
+    fn write(&mut self, frames: &[Bytes], out: &mut Vec<u8>) {
+        if !self.pending.is_empty() {
+            if out.is_empty() && out.capacity() < self.pending.capacity() {
+                std::mem::swap(out, &mut self.pending);
+            } else {
+                out.extend_from_slice(&self.pending);
+            }
+            self.pending = Vec::new();
+        }
+        if self.failed || (frames.is_empty() && !self.close_notify) {
+            return;
+        }
+        loop {
+            let UnbufferedStatus { discard, state } =
+                self.conn.process_tls_records(&mut self.incoming[..]);
+            let done = match state {
+                Ok(ConnectionState::EncodeTlsData(e)) => {
+                    encode(e, out);
+                    false
+                }
+                Ok(ConnectionState::TransmitTlsData(t)) => {
+                    t.done();
+                    false
+                }
+                Ok(ConnectionState::ReadTraffic(mut r)) => {
+                    // Only after the application stopped reading (else `receive` took every
+                    // whole record): nothing wants this plaintext.
+                    while let Some(Ok(_)) = r.next_record() {}
+                    false
+                }
+                Ok(ConnectionState::WriteTraffic(mut w)) => {
+                    let closing = std::mem::take(&mut self.close_notify);
+                    if encrypt_frames(&mut w, frames, out).is_ok() && closing {
+                        grow_into(out, RECORD_OVERHEAD, |buf| {
+                            w.queue_close_notify(buf).map_err(|e| match e {
+                                EncryptError::InsufficientSize(s) => Some(s.required_size),
+                                _ => None,
+                            })
+                        });
+                    }
+                    true
+                }
+                // Not reached: the server sends nothing before the client's request, which
+                // comes after the handshake; a session that failed or closed sends nothing more.
+                Ok(_) | Err(_) => true,
+            };
+            self.incoming.drain(..discard);
+            if done {
+                break;
+            }
+        }
+        if self.incoming.is_empty() && self.incoming.capacity() > 0 {
+            self.incoming = Vec::new();
+        }
+    }
+}
+
+/// Appends a record rustls encoded (handshake, ticket, alert) to `out`.
+fn encode(mut e: EncodeTlsData<'_, ServerConnectionData>, out: &mut Vec<u8>) {
+    grow_into(out, 0, |buf| match e.encode(buf) {
+        Ok(n) => Ok(n),
+        Err(EncodeError::InsufficientSize(s)) => Err(Some(s.required_size)),
+        Err(EncodeError::AlreadyEncoded) => Ok(0),
+    });
+}
+
+/// Encrypts `frames` into records at the end of `out`: a frame of a record or more on its own,
+/// runs of smaller frames packed into one record each.
+fn encrypt_frames(
+    w: &mut WriteTraffic<'_, ServerConnectionData>,
+    frames: &[Bytes],
+    out: &mut Vec<u8>,
+) -> Result<(), ()> {
+    let mut packed = scratch_take(&COALESCE_SCRATCH);
+    let mut result = Ok(());
+    let mut i = 0;
+    while i < frames.len() && result.is_ok() {
+        let first = &frames[i];
+        let fits_next = frames
+            .get(i + 1)
+            .is_some_and(|next| first.len() + next.len() <= MAX_RECORD);
+        if !fits_next {
+            result = encrypt(w, first, out);
+            i += 1;
+            continue;
+        }
+        packed.clear();
+        while let Some(f) = frames.get(i)
+            && packed.len() + f.len() <= MAX_RECORD
+        {
+            packed.extend_from_slice(f);
+            i += 1;
+        }
+        result = encrypt(w, &packed, out);
+    }
+    scratch_give(&COALESCE_SCRATCH, packed);
+    result
+}
+
+fn encrypt(
+    w: &mut WriteTraffic<'_, ServerConnectionData>,
+    plain: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), ()> {
+    let records = plain.len() / MAX_RECORD + 1;
+    let room = plain.len() + records * RECORD_OVERHEAD;
+    let ok = grow_into(out, room, |buf| match w.encrypt(plain, buf) {
+        Ok(n) => Ok(n),
+        Err(EncryptError::InsufficientSize(s)) => Err(Some(s.required_size)),
+        Err(e) => {
+            tracing::debug!("TLS cannot encrypt: {e}");
+            Err(None)
+        }
+    });
+    if ok { Ok(()) } else { Err(()) }
+}
+
+/// Runs `fill` on `room` bytes of free space at the end of `out` (more when it asks for more:
+/// `Err(Some(n))`) and keeps what it wrote; false when it failed (`Err(None)`).
+fn grow_into(
+    out: &mut Vec<u8>,
+    mut room: usize,
+    mut fill: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+) -> bool {
+    let at = out.len();
+    loop {
+        out.resize(at + room, 0);
+        match fill(&mut out[at..]) {
+            Ok(n) => {
+                out.truncate(at + n);
+                return true;
+            }
+            Err(Some(more)) if more > room => room = more,
+            Err(_) => {
+                out.truncate(at);
+                return false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
