@@ -4,6 +4,7 @@
 //! Every failure is a [`TlsSetupError`] naming the file and what is wrong with it.
 //! [`session`]: the server's TLS (or plain) byte session over rustls, driven by hand.
 
+pub mod record;
 pub mod session;
 
 use std::io::Write;
@@ -93,6 +94,9 @@ pub fn server_config(
         .with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.send_tls13_tickets = tickets;
+    // After a TLS 1.3 handshake our own record layer takes the traffic keys from rustls
+    // (`tls::record`): an idle connection then holds two AEAD keys, not a rustls connection.
+    config.enable_secret_extraction = true;
     Ok((Arc::new(config), origin, resolver))
 }
 

@@ -14,6 +14,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+use super::record::{Opened, RecordError, Records};
 use rustls::ServerConfig;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
@@ -70,9 +72,21 @@ pub enum Received {
     PeerClosed,
 }
 
+/// Who protects the records.
+enum Engine {
+    /// rustls: the handshake, and TLS 1.2 connections throughout.
+    Rustls(Box<UnbufferedServerConnection>),
+    /// Our record layer with the keys rustls handed over after a TLS 1.3 handshake.
+    Own(Box<Records>),
+    /// Neither: the hand-over failed (the session failed with it).
+    Gone,
+}
+
 /// A TLS session and the few bytes it holds between calls.
 pub struct TlsSession {
-    conn: UnbufferedServerConnection,
+    engine: Engine,
+    /// The configuration lets us take the keys after the handshake (TLS 1.3 only).
+    own_records: bool,
     /// The start of a record the socket cut in two (or of a handshake message spread over
     /// records); empty, without capacity, when nothing waits.
     incoming: Vec<u8>,
@@ -91,7 +105,8 @@ impl ServerSession {
     pub fn new(tls: Option<&Arc<ServerConfig>>) -> Result<Self, rustls::Error> {
         Ok(match tls {
             Some(cfg) => Self::Tls(Box::new(TlsSession {
-                conn: UnbufferedServerConnection::new(cfg.clone())?,
+                engine: Engine::Rustls(Box::new(UnbufferedServerConnection::new(cfg.clone())?)),
+                own_records: cfg.enable_secret_extraction,
                 incoming: Vec::new(),
                 pending: Vec::new(),
                 close_notify: false,
@@ -168,67 +183,47 @@ impl TlsSession {
         };
         work.extend_from_slice(data);
         let mut start = 0;
-        let outcome = loop {
-            let UnbufferedStatus { discard, state } =
-                self.conn.process_tls_records(&mut work[start..]);
-            let mut extra = 0;
-            let step = match state {
-                Err(e) => {
+        let mut handshake_done = false;
+        let outcome = match &mut self.engine {
+            Engine::Rustls(conn) => {
+                let outcome = receive_rustls(
+                    conn,
+                    &mut work,
+                    &mut start,
+                    &mut self.pending,
+                    &mut self.stopped,
+                    &mut handshake_done,
+                    on_plain,
+                );
+                if outcome.is_err() {
                     self.failed = true;
-                    Some(Err(e))
+                    // The alert rustls queued goes out with the next write.
+                    collect_alert(conn, &mut work[start..], &mut self.pending);
+                    start = work.len();
                 }
-                Ok(ConnectionState::ReadTraffic(mut r)) => {
-                    let mut step = None;
-                    while let Some(record) = r.next_record() {
-                        match record {
-                            Ok(record) => {
-                                extra += record.discard;
-                                if !self.stopped && on_plain(record.payload).is_break() {
-                                    self.stopped = true;
-                                    step = Some(Ok(Received::Stopped));
-                                    break;
-                                }
-                            }
-                            Err(e) => {
-                                step = Some(Err(e));
-                                break;
-                            }
-                        }
-                    }
-                    if step.is_none() && self.stopped {
-                        step = Some(Ok(Received::Stopped));
-                    }
-                    step
-                }
-                Ok(ConnectionState::EncodeTlsData(e)) => {
-                    encode(e, &mut self.pending);
-                    None
-                }
-                Ok(ConnectionState::TransmitTlsData(t)) => {
-                    // `pending` goes out with the next write, before any application data.
-                    t.done();
-                    None
-                }
-                Ok(ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_)) => {
-                    Some(Ok(Received::Open))
-                }
-                Ok(ConnectionState::PeerClosed | ConnectionState::Closed) => {
-                    Some(Ok(Received::PeerClosed))
-                }
-                Ok(other) => Some(Err(rustls::Error::General(format!(
-                    "unexpected TLS state {other:?} (early data is not accepted)"
-                )))),
-            };
-            start += discard + extra;
-            if let Some(step) = step {
-                break step;
+                outcome
             }
+            Engine::Own(records) => {
+                let outcome = receive_own(
+                    records,
+                    &mut work,
+                    &mut start,
+                    &mut self.pending,
+                    &mut self.stopped,
+                    on_plain,
+                );
+                if outcome.is_err() {
+                    self.failed = true;
+                    start = work.len();
+                }
+                outcome
+            }
+            Engine::Gone => Ok(Received::Stopped),
         };
-        if self.failed {
-            // The alert rustls queued goes out with the next write.
-            self.collect_alerts(&mut work[start..]);
-            scratch_give(&RECEIVE_SCRATCH, work);
-        } else if start == work.len() {
+        if handshake_done && self.own_records && !self.failed {
+            self.take_keys();
+        }
+        if start == work.len() {
             scratch_give(&RECEIVE_SCRATCH, work);
         } else {
             // A cut record: its start stays with the connection until the rest arrives.
@@ -238,11 +233,26 @@ impl TlsSession {
         outcome
     }
 
-    /// After an error rustls has queued its alert: move it to `pending`. One look only: a second
-    /// would deframe the failing record again (rustls does not discard it) and fail twice.
-    fn collect_alerts(&mut self, rest: &mut [u8]) {
-        if let Ok(ConnectionState::EncodeTlsData(e)) = self.conn.process_tls_records(rest).state {
-            encode(e, &mut self.pending);
+    /// Hands the records over from rustls to our own layer after a TLS 1.3 handshake (rustls
+    /// has nothing left to send then: its tickets are in `pending`).
+    fn take_keys(&mut self) {
+        let Engine::Rustls(conn) = std::mem::replace(&mut self.engine, Engine::Gone) else {
+            return;
+        };
+        if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+            self.engine = Engine::Rustls(conn);
+            return;
+        }
+        let taken = (*conn)
+            .dangerous_into_kernel_connection()
+            .map_err(|e| RecordError::Keys(e.to_string()))
+            .and_then(|(secrets, kernel)| Records::new(secrets, kernel));
+        match taken {
+            Ok(records) => self.engine = Engine::Own(Box::new(records)),
+            Err(e) => {
+                tracing::warn!("TLS: cannot take the keys after the handshake: {e}");
+                self.failed = true;
+            }
         }
     }
 
@@ -258,47 +268,185 @@ impl TlsSession {
         if self.failed || (frames.is_empty() && !self.close_notify) {
             return;
         }
-        loop {
-            let UnbufferedStatus { discard, state } =
-                self.conn.process_tls_records(&mut self.incoming[..]);
-            let done = match state {
-                Ok(ConnectionState::EncodeTlsData(e)) => {
-                    encode(e, out);
-                    false
+        let closing = std::mem::take(&mut self.close_notify);
+        match &mut self.engine {
+            Engine::Rustls(conn) => write_rustls(conn, &mut self.incoming, frames, closing, out),
+            Engine::Own(records) => {
+                records.seal_frames(frames, out);
+                if closing {
+                    records.seal_alert(1, 0, out);
                 }
-                Ok(ConnectionState::TransmitTlsData(t)) => {
-                    t.done();
-                    false
-                }
-                Ok(ConnectionState::ReadTraffic(mut r)) => {
-                    // Only after the application stopped reading (else `receive` took every
-                    // whole record): nothing wants this plaintext.
-                    while let Some(Ok(_)) = r.next_record() {}
-                    false
-                }
-                Ok(ConnectionState::WriteTraffic(mut w)) => {
-                    let closing = std::mem::take(&mut self.close_notify);
-                    if encrypt_frames(&mut w, frames, out).is_ok() && closing {
-                        grow_into(out, RECORD_OVERHEAD, |buf| {
-                            w.queue_close_notify(buf).map_err(|e| match e {
-                                EncryptError::InsufficientSize(s) => Some(s.required_size),
-                                _ => None,
-                            })
-                        });
-                    }
-                    true
-                }
-                // Not reached: the server sends nothing before the client's request, which
-                // comes after the handshake; a session that failed or closed sends nothing more.
-                Ok(_) | Err(_) => true,
-            };
-            self.incoming.drain(..discard);
-            if done {
-                break;
             }
+            Engine::Gone => {}
         }
         if self.incoming.is_empty() && self.incoming.capacity() > 0 {
             self.incoming = Vec::new();
+        }
+    }
+}
+
+/// rustls takes the received bytes (during the handshake, and for TLS 1.2).
+fn receive_rustls(
+    conn: &mut UnbufferedServerConnection,
+    work: &mut [u8],
+    start: &mut usize,
+    pending: &mut Vec<u8>,
+    stopped: &mut bool,
+    handshake_done: &mut bool,
+    on_plain: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+) -> Result<Received, rustls::Error> {
+    loop {
+        let UnbufferedStatus { discard, state } = conn.process_tls_records(&mut work[*start..]);
+        let mut extra = 0;
+        let step = match state {
+            Err(e) => Some(Err(e)),
+            Ok(ConnectionState::ReadTraffic(mut r)) => {
+                let mut step = None;
+                while let Some(record) = r.next_record() {
+                    match record {
+                        Ok(record) => {
+                            extra += record.discard;
+                            if !*stopped && on_plain(record.payload).is_break() {
+                                *stopped = true;
+                                step = Some(Ok(Received::Stopped));
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            step = Some(Err(e));
+                            break;
+                        }
+                    }
+                }
+                if step.is_none() && *stopped {
+                    step = Some(Ok(Received::Stopped));
+                }
+                step
+            }
+            Ok(ConnectionState::EncodeTlsData(e)) => {
+                encode(e, pending);
+                None
+            }
+            Ok(ConnectionState::TransmitTlsData(t)) => {
+                // `pending` goes out with the next write, before any application data.
+                t.done();
+                None
+            }
+            Ok(ConnectionState::BlockedHandshake) => Some(Ok(Received::Open)),
+            Ok(ConnectionState::WriteTraffic(_)) => {
+                *handshake_done = true;
+                Some(Ok(Received::Open))
+            }
+            Ok(ConnectionState::PeerClosed | ConnectionState::Closed) => {
+                Some(Ok(Received::PeerClosed))
+            }
+            Ok(other) => Some(Err(rustls::Error::General(format!(
+                "unexpected TLS state {other:?} (early data is not accepted)"
+            )))),
+        };
+        *start += discard + extra;
+        if let Some(step) = step {
+            return step;
+        }
+    }
+}
+
+/// After an error rustls has queued its alert: move it to `pending`. One look only: a second
+/// would deframe the failing record again (rustls does not discard it) and fail twice.
+fn collect_alert(conn: &mut UnbufferedServerConnection, rest: &mut [u8], pending: &mut Vec<u8>) {
+    if let Ok(ConnectionState::EncodeTlsData(e)) = conn.process_tls_records(rest).state {
+        encode(e, pending);
+    }
+}
+
+/// Our record layer takes the received bytes (after a TLS 1.3 handshake).
+fn receive_own(
+    records: &mut Records,
+    work: &mut [u8],
+    start: &mut usize,
+    pending: &mut Vec<u8>,
+    stopped: &mut bool,
+    on_plain: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+) -> Result<Received, rustls::Error> {
+    loop {
+        let at = *start;
+        match records.open(&mut work[at..], pending) {
+            Ok(None) => {
+                return Ok(if *stopped {
+                    Received::Stopped
+                } else {
+                    Received::Open
+                });
+            }
+            Ok(Some((consumed, opened))) => {
+                *start += consumed;
+                match opened {
+                    Opened::Data(range) => {
+                        let plain = &work[at + range.start..at + range.end];
+                        if !*stopped && on_plain(plain).is_break() {
+                            *stopped = true;
+                            return Ok(Received::Stopped);
+                        }
+                    }
+                    Opened::Nothing => {}
+                    Opened::PeerClosed => return Ok(Received::PeerClosed),
+                }
+            }
+            Err(e) => {
+                records.seal_alert_for(&e, pending);
+                return Err(match e {
+                    RecordError::BadRecordMac => rustls::Error::DecryptError,
+                    RecordError::PeerAlert(d) => rustls::Error::AlertReceived(d.into()),
+                    other => rustls::Error::General(other.to_string()),
+                });
+            }
+        }
+    }
+}
+
+/// rustls encrypts the frames (TLS 1.2 connections).
+fn write_rustls(
+    conn: &mut UnbufferedServerConnection,
+    incoming: &mut Vec<u8>,
+    frames: &[Bytes],
+    closing: bool,
+    out: &mut Vec<u8>,
+) {
+    loop {
+        let UnbufferedStatus { discard, state } = conn.process_tls_records(&mut incoming[..]);
+        let done = match state {
+            Ok(ConnectionState::EncodeTlsData(e)) => {
+                encode(e, out);
+                false
+            }
+            Ok(ConnectionState::TransmitTlsData(t)) => {
+                t.done();
+                false
+            }
+            Ok(ConnectionState::ReadTraffic(mut r)) => {
+                // Only after the application stopped reading (else `receive` took every
+                // whole record): nothing wants this plaintext.
+                while let Some(Ok(_)) = r.next_record() {}
+                false
+            }
+            Ok(ConnectionState::WriteTraffic(mut w)) => {
+                if encrypt_frames(&mut w, frames, out).is_ok() && closing {
+                    grow_into(out, RECORD_OVERHEAD, |buf| {
+                        w.queue_close_notify(buf).map_err(|e| match e {
+                            EncryptError::InsufficientSize(s) => Some(s.required_size),
+                            _ => None,
+                        })
+                    });
+                }
+                true
+            }
+            // Not reached: the server sends nothing before the client's request, which
+            // comes after the handshake; a session that failed or closed sends nothing more.
+            Ok(_) | Err(_) => true,
+        };
+        incoming.drain(..discard);
+        if done {
+            return;
         }
     }
 }

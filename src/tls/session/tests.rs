@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConnection, ServerConfig};
 
 use super::{Received, ServerSession};
@@ -257,4 +258,107 @@ fn stopping_drops_later_plaintext() {
     // The connection still sends its last frames.
     p.server_sends(&[Bytes::from_static(b"bye")]);
     assert_eq!(p.client_got, b"bye");
+}
+
+fn engine_is_own(p: &Pair) -> bool {
+    matches!(&p.server, ServerSession::Tls(t) if matches!(t.engine, super::Engine::Own(_)))
+}
+
+#[test]
+fn after_a_tls13_handshake_our_record_layer_serves_and_tls12_stays_with_rustls() {
+    let mut p = Pair::new(usize::MAX);
+    p.handshake();
+    assert!(engine_is_own(&p), "TLS 1.3: the keys were taken");
+
+    // A TLS 1.2-only client: rustls protects the records throughout.
+    let (server, _) = configs();
+    let dir = std::env::temp_dir().join(format!("ringcast-session-{}", std::process::id()));
+    let roots = {
+        let mut r = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(dir.join(crate::tls::DEV_CERT))
+            .unwrap()
+        {
+            r.add(c.unwrap()).unwrap();
+        }
+        r
+    };
+    let tls12 = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut p = Pair {
+        server: ServerSession::new(Some(server)).unwrap(),
+        client: ClientConnection::new(Arc::new(tls12), ServerName::try_from("localhost").unwrap())
+            .unwrap(),
+        got: Vec::new(),
+        client_got: Vec::new(),
+        cut: 7,
+    };
+    p.handshake();
+    assert!(!engine_is_own(&p), "TLS 1.2 stays with rustls");
+    p.client.writer().write_all(&noise(30_000, 5)).unwrap();
+    p.client_sends().unwrap();
+    assert_eq!(p.got, noise(30_000, 5));
+    let frames: Vec<Bytes> = (0..20).map(|i| Bytes::from(noise(300, i))).collect();
+    p.server_sends(&frames);
+    assert_eq!(p.client_got, frames.concat());
+}
+
+#[test]
+fn our_key_update_after_the_record_limit_is_followed_by_the_client() {
+    let mut p = Pair::new(usize::MAX);
+    p.handshake();
+    let ServerSession::Tls(t) = &mut p.server else {
+        unreachable!()
+    };
+    let super::Engine::Own(records) = &mut t.engine else {
+        panic!("TLS 1.3 uses our record layer")
+    };
+    records.wear_out_tx_key_after(1);
+    let frames: Vec<Bytes> = (0..6).map(|i| Bytes::from(noise(20_000, i))).collect();
+    p.server_sends(&frames[..3]);
+    p.server_sends(&frames[3..]);
+    assert_eq!(p.client_got, frames.concat(), "read across our key updates");
+    let ServerSession::Tls(t) = &p.server else {
+        unreachable!()
+    };
+    let super::Engine::Own(records) = &t.engine else {
+        unreachable!()
+    };
+    // 120,000 bytes took at least 8 records: fewer under the current key means it changed.
+    assert!(
+        records.tx_seq() < 8,
+        "{} records under one key",
+        records.tx_seq()
+    );
+}
+
+#[test]
+fn records_we_never_accept_after_the_handshake_are_refused_with_an_alert() {
+    let cases: [(&[u8], &str); 3] = [
+        (&[21, 3, 3, 0, 2, 1, 0], "a plaintext alert"),
+        (&[20, 3, 3, 0, 1, 1], "a change_cipher_spec"),
+        (&[23, 3, 3, 0x4f, 0xff], "a record over 16 KiB + 256"),
+    ];
+    for (record, what) in cases {
+        let mut p = Pair::new(usize::MAX);
+        p.handshake();
+        assert!(engine_is_own(&p));
+        let err = p
+            .server
+            .receive(record, |_| panic!("{what}: nothing is plaintext"))
+            .unwrap_err();
+        assert!(p.server.wants_write(), "{what}: an alert waits ({err})");
+        let mut wire = Vec::new();
+        p.server.write(&[], &mut wire);
+        let mut slice = &wire[..];
+        p.client.read_tls(&mut slice).unwrap();
+        assert!(
+            p.client.process_new_packets().is_err(),
+            "{what}: the client reads our alert"
+        );
+    }
 }
