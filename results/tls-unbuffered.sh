@@ -11,7 +11,7 @@ cargo build --release --workspace --bins >&2
 ROUNDS="${1:-2}"
 REV="${2:-HEAD~1}"
 PORT="${PORT:-18446}"
-OUT=results/tls-unbuffered
+OUT="${OUT:-results/tls-unbuffered}"
 mkdir -p "$OUT" certs
 if [ -z "${BASELINE_BIN:-}" ]; then
   rm -rf target/baseline-src
