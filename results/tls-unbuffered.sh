@@ -5,12 +5,15 @@
 #
 #   results/tls-unbuffered.sh [ROUNDS] [BASELINE_REV]   (defaults 2, HEAD~1; from the repo root)
 #   BASELINE_BIN=path  uses an already built baseline server instead of building BASELINE_REV.
+#   OUT=dir  where the runs go (default results/tls-unbuffered);
+#   SCENARIOS="idle b1k b10k connect"  which ones to run (default: all four).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --workspace --bins >&2
 ROUNDS="${1:-2}"
 REV="${2:-HEAD~1}"
 PORT="${PORT:-18446}"
+SCENARIOS=" ${SCENARIOS:-idle b1k b10k connect} "
 OUT="${OUT:-results/tls-unbuffered}"
 mkdir -p "$OUT" certs
 if [ -z "${BASELINE_BIN:-}" ]; then
@@ -43,11 +46,12 @@ one() { # name, binary, scheme, loadgen mode and args... (the URL is added)
 for r in $(seq 1 "$ROUNDS"); do
   for v in baseline new; do
     bin=$BASELINE_BIN; [ $v = new ] && bin=$NEW_BIN
-    one "idle-$v-r$r" "$bin" wss idle --clients 10000 --hold 5s
-    one "b1k-$v-r$r" "$bin" wss broadcast --clients 1000 --senders 10 --rate 100 --size 100 --warmup 2s --duration 15s
-    one "b10k-$v-r$r" "$bin" wss broadcast --clients 10000 --senders 10 --rate 10 --size 100 --warmup 2s --duration 15s
+    case $SCENARIOS in *" idle "*) one "idle-$v-r$r" "$bin" wss idle --clients 10000 --hold 5s ;; esac
+    case $SCENARIOS in *" b1k "*) one "b1k-$v-r$r" "$bin" wss broadcast --clients 1000 --senders 10 --rate 100 --size 100 --warmup 2s --duration 15s ;; esac
+    case $SCENARIOS in *" b10k "*) one "b10k-$v-r$r" "$bin" wss broadcast --clients 10000 --senders 10 --rate 10 --size 100 --warmup 2s --duration 15s ;; esac
+    case $SCENARIOS in *" connect "*) one "connect-$v-r$r" "$bin" wss connect --clients 5000 --connect-rate 2000 ;; esac
   done
-  one "idle-plaintext-r$r" "$NEW_BIN" ws idle --clients 10000 --hold 5s
+  case $SCENARIOS in *" idle "*) one "idle-plaintext-r$r" "$NEW_BIN" ws idle --clients 10000 --hold 5s ;; esac
 done
 python3 - "$OUT" <<'PY'
 import json, os, sys
@@ -58,7 +62,11 @@ for name in sorted(os.listdir(out)):
         continue
     d = json.load(open(f))
     s, c = d["server"], d["counts"]
-    if name.startswith("idle"):
+    if name.startswith("connect"):
+        h = d["handshake_us"]
+        print(f'{name:<20} connected {c["connected"]:>6}  server cpu {s["cpu_s"] * 1e6 / c["connected"]:6.1f} µs per connection '
+              f'(user {s["user_s"] * 1e6 / c["connected"]:6.1f})  handshake p50 {h["p50"] / 1000:5.2f} ms p99 {h["p99"] / 1000:5.2f} ms')
+    elif name.startswith("idle"):
         print(f'{name:<20} connected {c["connected"]:>6}  server RSS at the end {s["rss_end_kib"]:>7} KiB  '
               f'{(s["rss_end_kib"] - s["rss_start_kib"]) * 1024 / c["connected"]:7.0f} B per connection (growth)')
     else:

@@ -16,11 +16,21 @@ fuzz_target!(|data: &[u8]| {
         if let Request::Publish(p) = c.request()
             && let Some(d) = p.data
         {
-            let push = publication_push(&p.channel, &Publication { data: d, info: None, offset: 0 });
+            let push = publication_push(
+                &p.channel,
+                &Publication {
+                    data: d,
+                    info: None,
+                    offset: 0,
+                },
+            );
             let v: serde_json::Value = serde_json::from_slice(&push).expect("push is JSON");
             let want: serde_json::Value = serde_json::from_str(d.get()).expect("data is JSON");
             assert_eq!(v["push"]["pub"]["data"], want);
-            assert_eq!(v["push"]["channel"].as_str().unwrap_or(""), p.channel.as_ref());
+            assert_eq!(
+                v["push"]["channel"].as_str().unwrap_or(""),
+                p.channel.as_ref()
+            );
         }
     }
 });

@@ -9,7 +9,11 @@ use ringcast::proto::{Decoder, DecoderConfig, Event, ProtocolError, Role};
 type Outcome = (Vec<(u8, Vec<u8>)>, Option<ProtocolError>);
 
 fn run(role: Role, data: &[u8], step: usize) -> Outcome {
-    let mut d = Decoder::new(DecoderConfig { role, max_frame_size: 4096, max_message_size: 8192 });
+    let mut d = Decoder::new(DecoderConfig {
+        role,
+        max_frame_size: 4096,
+        max_message_size: 8192,
+    });
     let mut events = Vec::new();
     for piece in data.chunks(step) {
         let mut input = piece;
@@ -32,7 +36,11 @@ fn summarise(ev: Event, role: Role) -> (u8, Vec<u8>) {
             let payload = m.payload().to_vec();
             if role == Role::Server {
                 let frame = m.into_server_frame();
-                let mut c = Decoder::new(DecoderConfig { role: Role::Client, max_frame_size: 1 << 20, max_message_size: 1 << 20 });
+                let mut c = Decoder::new(DecoderConfig {
+                    role: Role::Client,
+                    max_frame_size: 1 << 20,
+                    max_message_size: 1 << 20,
+                });
                 let mut input = &frame[..];
                 match c.decode(&mut input) {
                     Ok(Some(Event::Message(back))) => assert_eq!(back.payload(), &payload[..]),
@@ -48,10 +56,19 @@ fn summarise(ev: Event, role: Role) -> (u8, Vec<u8>) {
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&ctl, data)) = input.split_first() else { return };
-    let role = if ctl & 0x80 != 0 { Role::Client } else { Role::Server };
+    let Some((&ctl, data)) = input.split_first() else {
+        return;
+    };
+    let role = if ctl & 0x80 != 0 {
+        Role::Client
+    } else {
+        Role::Server
+    };
     let step = (ctl & 0x7f) as usize + 1;
     let whole = run(role, data, data.len().max(1));
     let cut = run(role, data, step);
-    assert_eq!(whole, cut, "split into pieces of {step} changed the outcome");
+    assert_eq!(
+        whole, cut,
+        "split into pieces of {step} changed the outcome"
+    );
 });

@@ -23,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(resp.ends_with(b"\r\n\r\n"));
             let _ = req.extensions().count();
             assert!(matches!(parse_request(&data[..n - 1]), Ok(None) | Err(_)));
-            assert!(parse_request(&data[..n - 1]).map(|r| r.is_none()).unwrap_or(true));
+            assert!(
+                parse_request(&data[..n - 1])
+                    .map(|r| r.is_none())
+                    .unwrap_or(true)
+            );
         }
         Ok(None) => {}
         Err(e) => {

@@ -35,9 +35,19 @@ fn frames(data: &[u8]) -> Vec<u8> {
             _ => OpCode::Ping,
         };
         let mut z = Vec::new();
-        let payload = if flags & 0x10 != 0 && deflater.compress(payload, 15, &mut z) { &z[..] } else { payload };
+        let payload = if flags & 0x10 != 0 && deflater.compress(payload, 15, &mut z) {
+            &z[..]
+        } else {
+            payload
+        };
         let at = out.len();
-        write_client_frame(&mut out, flags & 1 != 0 || op == OpCode::Ping, op, payload, [*flags, *len, 7, 9]);
+        write_client_frame(
+            &mut out,
+            flags & 1 != 0 || op == OpCode::Ping,
+            op,
+            payload,
+            [*flags, *len, 7, 9],
+        );
         if flags & 2 != 0 {
             out[at] |= 0x40;
         }
@@ -55,7 +65,11 @@ fn summarise(ev: Event) -> (u8, Vec<u8>) {
 }
 
 fn run(bytes: &[u8], step: usize, pool: Option<&InflaterPool>) -> Outcome {
-    let mut d = Decoder::new(DecoderConfig { role: Role::Server, max_frame_size: 4096, max_message_size: LIMIT });
+    let mut d = Decoder::new(DecoderConfig {
+        role: Role::Server,
+        max_frame_size: 4096,
+        max_message_size: LIMIT,
+    });
     match pool {
         Some(p) => d.inflate_with(p.clone()),
         None => d.allow_compression(),
@@ -67,7 +81,10 @@ fn run(bytes: &[u8], step: usize, pool: Option<&InflaterPool>) -> Outcome {
         loop {
             match d.decode(&mut input) {
                 Ok(Some(Event::Message(m))) if m.compressed => {
-                    assert!(pool.is_none(), "a pool with inflaters left never hands out compressed messages");
+                    assert!(
+                        pool.is_none(),
+                        "a pool with inflaters left never hands out compressed messages"
+                    );
                     match m.inflate(&mut inflater, LIMIT) {
                         Ok((m, _)) => events.push(summarise(Event::Message(m))),
                         Err(_) => return (events, true, false),
@@ -83,19 +100,30 @@ fn run(bytes: &[u8], step: usize, pool: Option<&InflaterPool>) -> Outcome {
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&ctl, data)) = input.split_first() else { return };
+    let Some((&ctl, data)) = input.split_first() else {
+        return;
+    };
     let step = ctl as usize + 1;
     let bytes = frames(data);
     let pool = InflaterPool::new(1);
     let whole = run(&bytes, bytes.len().max(1), Some(&pool));
     let cut = run(&bytes, step, Some(&pool));
-    assert_eq!(whole, cut, "split into pieces of {step} changed the streaming outcome");
+    assert_eq!(
+        whole, cut,
+        "split into pieces of {step} changed the streaming outcome"
+    );
     assert_eq!(pool.lent(), 0, "an inflater was not given back");
     let buffered = run(&bytes, bytes.len().max(1), None);
     if !buffered.1 && buffered.2 {
-        assert_eq!(whole, buffered, "streaming differs from buffered on a stream without errors");
+        assert_eq!(
+            whole, buffered,
+            "streaming differs from buffered on a stream without errors"
+        );
     }
     if whole.1 {
-        assert!(buffered.0.starts_with(&whole.0), "streaming events are not a prefix of buffered ones");
+        assert!(
+            buffered.0.starts_with(&whole.0),
+            "streaming events are not a prefix of buffered ones"
+        );
     }
 });

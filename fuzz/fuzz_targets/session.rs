@@ -42,7 +42,11 @@ impl Default for H {
             users: 0,
             engine: MemoryEngine::new(
                 Arc::new(Null),
-                Limits { max_channels: 64, max_history_bytes: 1 << 16, max_presence: 64 },
+                Limits {
+                    max_channels: 64,
+                    max_history_bytes: 1 << 16,
+                    max_presence: 64,
+                },
             ),
         }
     }
@@ -67,7 +71,9 @@ impl Host for H {
         h: HistoryOptions,
         now: Instant,
     ) -> Result<Option<StreamPosition>, ClientError> {
-        self.engine.publish(c, d, i, h, now).map_err(|e| ClientError::INTERNAL.with_detail(e))
+        self.engine
+            .publish(c, d, i, h, now)
+            .map_err(|e| ClientError::INTERNAL.with_detail(e))
     }
     fn history(
         &mut self,
@@ -76,7 +82,9 @@ impl Host for H {
         h: HistoryOptions,
         now: Instant,
     ) -> Result<(Vec<Stored>, StreamPosition), ClientError> {
-        self.engine.history(c, q, h, now).map_err(|e| ClientError::NOT_AVAILABLE.with_detail(e))
+        self.engine
+            .history(c, q, h, now)
+            .map_err(|e| ClientError::NOT_AVAILABLE.with_detail(e))
     }
     fn presence_event(&mut self, c: &str, join: bool, i: &ClientInfo<'_>) {
         self.engine.publish_presence_event(c, join, i)
@@ -140,7 +148,11 @@ fn env() -> Arc<SessionEnv> {
 
 fuzz_target!(|data: &[u8]| {
     let start = Instant::now();
-    let mut now = Now { at: start, unix: 1_800_000_000, unix_ms: 1_800_000_000_000 };
+    let mut now = Now {
+        at: start,
+        unix: 1_800_000_000,
+        unix_ms: 1_800_000_000_000,
+    };
     let mut host = H::default();
     let mut s = ClientSession::new(env(), "fuzz".into(), None, now);
     // Frames separated by 0xff; a 0xfe byte steps the clock by 7 s and fires timers.
@@ -162,7 +174,8 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Some(out) = out {
             for line in out.split(|&b| b == b'\n') {
-                serde_json::from_slice::<serde_json::Value>(line).expect("every output line is JSON");
+                serde_json::from_slice::<serde_json::Value>(line)
+                    .expect("every output line is JSON");
             }
         }
         if let Some(d) = s.disconnect() {

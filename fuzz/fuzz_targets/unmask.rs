@@ -23,7 +23,12 @@ fuzz_target!(|input: &[u8]| {
         assert_eq!(got, want);
     }
     type Copying = fn(&[u8], &mut [u8], [u8; 4], usize);
-    for f in [unmask_into_bytewise as Copying, unmask_into_u64, unmask_into_avx2, unmask_into] {
+    for f in [
+        unmask_into_bytewise as Copying,
+        unmask_into_u64,
+        unmask_into_avx2,
+        unmask_into,
+    ] {
         let mut got = vec![0; data.len()];
         f(data, &mut got, key, offset);
         assert_eq!(got, want);
