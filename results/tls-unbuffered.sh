@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# rustls' unbuffered API (this build) against a baseline build (the buffered ServerConnection),
-# alternating rounds, a fresh server per run: server memory per idle wss connection (plus this
-# build over ws:// to show what TLS costs) and server CPU per delivery in two broadcasts.
+# This build's TLS against a baseline build (by default the commit before), alternating rounds,
+# a fresh server per run: server memory per idle wss connection (plus this build over ws:// to
+# show what TLS costs), server CPU per delivery in two broadcasts, and per new connection.
+# Used for rustls' unbuffered API (results/tls-unbuffered.md) and our TLS 1.3 record layer
+# (results/tls-own-records.md), both against the buffered rustls build.
 #
 #   results/tls-unbuffered.sh [ROUNDS] [BASELINE_REV]   (defaults 2, HEAD~1; from the repo root)
 #   BASELINE_BIN=path  uses an already built baseline server instead of building BASELINE_REV.

@@ -1,29 +1,27 @@
-//! A connection's byte session: TLS (rustls' unbuffered server connection driven by hand) or
-//! plain ws://.
+//! A connection's byte session: TLS or plain ws://.
 //!
-//! The session owns no buffer an idle connection pays for. Receive: the socket's bytes are
-//! copied into the worker's scratch buffer and decrypted from there; only a record the socket
-//! cut in two stays with the connection until its rest arrives. Send: TLS's own records
-//! (handshake, tickets, alerts, key updates) wait in a buffer that exists only while they do,
-//! and queued frames are encrypted straight into the connection's send buffer — several small
-//! frames packed into one record through the worker's coalescing scratch. This module is the
-//! only place that knows rustls' call order; nothing here does I/O.
-
+//! TLS: rustls' unbuffered server connection driven by hand for the handshake (and for TLS 1.2
+//! connections throughout); after a TLS 1.3 handshake the keys go to our own record layer
+//! (`tls::record`). The session owns no buffer an idle connection pays for. Receive: the
+//! socket's bytes are copied into the worker's scratch buffer and decrypted from there; only a
+//! record the socket cut in two stays with the connection until its rest arrives. Send: TLS's
+//! own records (handshake, tickets, alerts, key updates) wait in a buffer that exists only while
+//! they do, and queued frames are encrypted straight into the connection's send buffer, small
+//! frames packed into one record. This module is the only place that knows rustls' call order;
+//! nothing here does I/O.
 use std::cell::Cell;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::record::{Opened, RecordError, Records};
+use super::record::{MAX_PLAIN, Opened, RecordError, Records};
 use rustls::ServerConfig;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
     ConnectionState, EncodeError, EncodeTlsData, EncryptError, UnbufferedStatus, WriteTraffic,
 };
 
-/// Largest plaintext of one TLS record.
-const MAX_RECORD: usize = 16 * 1024;
 /// Room for a record's header, tag and content type (TLS 1.3: 22 bytes, TLS 1.2: 29).
 const RECORD_OVERHEAD: usize = 32;
 /// A worker scratch buffer larger than this is not kept after use.
@@ -158,7 +156,8 @@ impl ServerSession {
         }
     }
 
-    /// Bytes the session holds between calls (for the memory accounting tests).
+    /// Bytes the session holds between calls.
+    #[cfg(test)]
     pub fn held_bytes(&self) -> usize {
         match self {
             Self::Tls(t) => t.incoming.capacity() + t.pending.capacity(),
@@ -236,13 +235,15 @@ impl TlsSession {
     /// Hands the records over from rustls to our own layer after a TLS 1.3 handshake (rustls
     /// has nothing left to send then: its tickets are in `pending`).
     fn take_keys(&mut self) {
-        let Engine::Rustls(conn) = std::mem::replace(&mut self.engine, Engine::Gone) else {
-            return;
-        };
-        if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
-            self.engine = Engine::Rustls(conn);
+        if !matches!(&self.engine, Engine::Rustls(c)
+            if c.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3))
+        {
+            // TLS 1.2 (rustls throughout), or the keys are ours already.
             return;
         }
+        let Engine::Rustls(conn) = std::mem::replace(&mut self.engine, Engine::Gone) else {
+            unreachable!("checked above");
+        };
         let taken = (*conn)
             .dangerous_into_kernel_connection()
             .map_err(|e| RecordError::Keys(e.to_string()))
@@ -474,7 +475,7 @@ fn encrypt_frames(
         let first = &frames[i];
         let fits_next = frames
             .get(i + 1)
-            .is_some_and(|next| first.len() + next.len() <= MAX_RECORD);
+            .is_some_and(|next| first.len() + next.len() <= MAX_PLAIN);
         if !fits_next {
             result = encrypt(w, first, out);
             i += 1;
@@ -482,7 +483,7 @@ fn encrypt_frames(
         }
         packed.clear();
         while let Some(f) = frames.get(i)
-            && packed.len() + f.len() <= MAX_RECORD
+            && packed.len() + f.len() <= MAX_PLAIN
         {
             packed.extend_from_slice(f);
             i += 1;
@@ -498,7 +499,7 @@ fn encrypt(
     plain: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), ()> {
-    let records = plain.len() / MAX_RECORD + 1;
+    let records = plain.len() / MAX_PLAIN + 1;
     let room = plain.len() + records * RECORD_OVERHEAD;
     let ok = grow_into(out, room, |buf| match w.encrypt(plain, buf) {
         Ok(n) => Ok(n),
