@@ -1,11 +1,14 @@
-//! One connection: two tasks on the worker's runtime sharing a [`Conn`].
+//! One connection: one task on the worker's runtime, and a [`Conn`] shared with broadcasters.
 //!
-//! - the **reader** receives (multishot recv into the worker's buffer ring, or single reads),
-//!   feeds the TLS session, upgrades HTTP → WebSocket, decodes frames and acts on them: publish
-//!   a message to the room, answer a Ping, echo a Close; it also owns the timers (handshake
-//!   deadline, heartbeat Pings, idle timeout, waiting for the peer's Close);
-//! - the **writer** waits until something is queued, then writes everything queued as one
-//!   coalesced TLS write and one send — one send in flight per connection.
+//! The task waits for whichever comes first: received bytes, its send completing, a wake-up
+//! (something queued, an event for the session), or its timer.
+//! - the **read side** receives (multishot recv into the worker's buffer ring, or single
+//!   reads), feeds the TLS session, upgrades HTTP → WebSocket, decodes frames and acts on them:
+//!   publish a message to the room, answer a Ping, echo a Close; it also owns the timers
+//!   (handshake deadline, heartbeat Pings, idle timeout, waiting for the peer's Close);
+//! - the **write side** ([`writer`]): when no send is in flight, everything queued is sealed
+//!   as one coalesced TLS write and becomes one send — one send in flight per connection. Its
+//!   future lives in this task's frame: no second task, no wake-up of another task per frame.
 //!
 //! Closing: whoever decides queues a Close frame in [`Outbound`]. If the peer closed first, or
 //! the stream is broken (protocol error), the connection ends once the Close is sent; if the
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use compio::BufResult;
-use compio::io::{AsyncRead, AsyncReadMulti, AsyncWrite, AsyncWriteExt};
+use compio::io::{AsyncRead, AsyncReadMulti, AsyncWrite};
 use compio::net::TcpStream;
 use futures_util::Stream;
 use tracing::{debug, info, warn};
@@ -49,6 +52,9 @@ use crate::proto::{
 use crate::rt::{Notify, yield_now};
 use crate::tls::session::{Received, ServerSession};
 
+mod writer;
+use writer::WriteSide;
+
 /// Payload of the server's heartbeat Pings.
 const PING_PAYLOAD: &[u8] = b"ringcast";
 /// After our last byte is sent, how long we read and discard before closing the socket.
@@ -65,8 +71,8 @@ pub struct Conn {
     stream: TcpStream,
     session: RefCell<ServerSession>,
     out: RefCell<Outbound>,
-    wake_writer: Notify,
-    wake_reader: Notify,
+    /// Wakes the connection's task: something was queued, an event posted, a state changed.
+    wake: Notify,
     /// The server sent a Close and waits for the peer's until then.
     close_deadline: Cell<Option<Instant>>,
     close_notify_sent: Cell<bool>,
@@ -77,7 +83,7 @@ pub struct Conn {
     closed_with: Cell<Option<(u16, bool)>>,
     /// Events for the session (set by the worker, handled by the reader, which owns it).
     events: RefCell<Vec<ConnEvent>>,
-    /// Notified by the writer each time everything queued has been sent.
+    /// Notified by the write side each time everything queued has been sent (or it ended).
     drained: Notify,
     /// A file answer is streaming: later requests on the connection wait.
     pub file_busy: Cell<bool>,
@@ -110,7 +116,7 @@ impl Conn {
         let offer = self.out.borrow_mut().offer(frame);
         WorkerCounters::add(&counters.frames_out, 1);
         match offer {
-            Offer::Queued => self.wake_writer.notify(),
+            Offer::Queued => self.wake.notify(),
             Offer::Closing => {}
             Offer::Overflow => {
                 worker
@@ -139,13 +145,13 @@ impl Conn {
     /// Hands an event to the session (the reader runs it on its next turn).
     pub fn post(&self, event: ConnEvent) {
         self.events.borrow_mut().push(event);
-        self.wake_reader.notify();
+        self.wake.notify();
     }
 
     /// Queues bytes of an HTTP answer (`/files/`); false when the connection is closing.
     pub fn push_raw(&self, bytes: Bytes) -> bool {
         let ok = self.out.borrow_mut().push_raw(bytes);
-        self.wake_writer.notify();
+        self.wake.notify();
         ok
     }
 
@@ -172,7 +178,7 @@ impl Conn {
     /// A file answer is complete: the reader may take the next request.
     pub fn file_done(&self) {
         self.file_busy.set(false);
-        self.wake_reader.notify();
+        self.wake.notify();
     }
 
     /// An HTTP answer cannot be completed (or the connection is to close after it): send what
@@ -180,13 +186,13 @@ impl Conn {
     pub fn abort_http(&self) {
         self.file_busy.set(false);
         self.finish();
-        self.wake_reader.notify();
+        self.wake.notify();
     }
 
     /// Queues the answer to the upgrade request (101 or an HTTP error).
     fn send_handshake(&self, answer: Vec<u8>) {
         self.out.borrow_mut().push_handshake(Bytes::from(answer));
-        self.wake_writer.notify();
+        self.wake.notify();
     }
 
     /// Starts the closing handshake from the server's side: Close frame, then wait up to
@@ -199,15 +205,14 @@ impl Conn {
         if self.out.borrow_mut().push_close(frame, discard_pending) {
             self.closed_with.set(Some((code.0, true)));
             self.close_deadline.set(Some(Instant::now() + wait));
-            self.wake_writer.notify();
-            self.wake_reader.notify();
+            self.wake.notify();
         }
     }
 
     /// End the connection once everything queued is sent.
     fn finish(&self) {
         self.out.borrow_mut().finish();
-        self.wake_writer.notify();
+        self.wake.notify();
     }
 }
 
@@ -229,8 +234,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
         stream,
         session: RefCell::new(session),
         out: RefCell::new(Outbound::new(opts.max_backlog as usize)),
-        wake_writer: Notify::default(),
-        wake_reader: Notify::default(),
+        wake: Notify::default(),
         close_deadline: Cell::new(None),
         close_notify_sent: Cell::new(false),
         writer_done: Cell::new(false),
@@ -243,12 +247,10 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
     });
     assert_eq!(worker.conns.borrow_mut().insert(conn.clone()), id);
     debug!(conn = id, %peer, "connection accepted");
-    // Kept, not detached: dropping it cancels a writer stuck on a peer that stopped reading.
-    let writer = compio::runtime::spawn(write_loop(worker.clone(), conn.clone()));
-
     let mut reader = Reader::new(worker.clone(), conn.clone(), reject);
+    // Returning drops a send still in flight (cancelled): a peer that stopped reading cannot
+    // keep the connection.
     reader.run().await;
-    drop(writer);
 
     let counters = &worker.shared.counters[worker.index];
     if let Some(r) = reader.room.take() {
@@ -280,66 +282,6 @@ fn release(worker: &Worker) {
     worker.shared.connections.fetch_sub(1, Ordering::AcqRel);
     worker.shared.worker_connections[worker.index].fetch_sub(1, Ordering::AcqRel);
     worker.conns_changed.notify();
-}
-
-/// The writer task: one coalesced write and one send per wake-up.
-async fn write_loop(worker: Rc<Worker>, conn: Rc<Conn>) {
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        if buf.capacity() == 0 && !conn.out.borrow().is_empty() {
-            buf = worker.send_buffers.take();
-        }
-        let finishing = {
-            let mut out = conn.out.borrow_mut();
-            out.drain_into(&mut batch);
-            let mut session = conn.session.borrow_mut();
-            let finishing = out.finishing();
-            session.write(&batch, &mut buf);
-            batch.clear();
-            if finishing && !conn.close_notify_sent.get() {
-                // After the last frames: rustls drops plaintext written after close_notify.
-                session.send_close_notify();
-                conn.close_notify_sent.set(true);
-                session.write(&[], &mut buf);
-            }
-            out.set_in_flight(buf.len());
-            finishing
-        };
-        if !buf.is_empty() {
-            let mut stream = &conn.stream;
-            let len = buf.len() as u64;
-            let BufResult(res, back) = stream.write_all(buf).await;
-            buf = back;
-            if res.is_ok() {
-                WorkerCounters::add(&worker.shared.counters[worker.index].bytes_out, len);
-            }
-            let idle = {
-                let mut out = conn.out.borrow_mut();
-                out.set_in_flight(0);
-                out.is_empty()
-            };
-            if res.is_err() {
-                conn.broken.set(true);
-                break;
-            }
-            // An idle connection keeps no send buffer (it goes back to the worker's pool); a
-            // busy one reuses its own.
-            if idle {
-                worker.send_buffers.give(std::mem::take(&mut buf));
-                conn.drained.notify();
-            } else {
-                buf.clear()
-            }
-            continue;
-        }
-        if finishing || conn.broken.get() {
-            break;
-        }
-        conn.wake_writer.notified().await;
-    }
-    conn.writer_done.set(true);
-    conn.wake_reader.notify();
 }
 
 enum Phase {
@@ -379,7 +321,8 @@ struct Reader {
     /// A client protocol connection's session.
     client: Option<Box<ClientApp>>,
     accepted: Instant,
-    ending_since: Instant,
+    /// Ending: the last frames must be sent by then (else the connection is dropped).
+    flush_by: Instant,
     last_rx: Instant,
     last_ping: Instant,
     /// When the timer next checks `last_rx` against the idle timeout.
@@ -387,6 +330,8 @@ struct Reader {
 }
 
 enum Wake<B> {
+    /// The send in flight completed.
+    Sent(BufResult<(), Vec<u8>>),
     Read(Option<io::Result<B>>),
     Signal,
     Timer,
@@ -405,7 +350,7 @@ impl Reader {
             room: None,
             client: None,
             accepted: now,
-            ending_since: now,
+            flush_by: now,
             last_rx: now,
             last_ping: now,
             idle_check_at: now,
@@ -414,7 +359,8 @@ impl Reader {
 
     async fn run(&mut self) {
         let conn = self.conn.clone();
-        let mut stream = &conn.stream;
+        let stream = &conn.stream;
+        let mut receiving = &conn.stream;
         let mode = self.worker.recv_mode;
         let buf_len = self.worker.shared.opts.recv_buffer_size as usize;
         let mut source = match mode {
@@ -422,23 +368,36 @@ impl Reader {
                 buf: Some(Vec::with_capacity(buf_len)),
                 pending: None,
             },
-            _ => Source::Ring(Box::pin(stream.read_multi(0))),
+            _ => Source::Ring(Box::pin(receiving.read_multi(0))),
         };
+        // The peer half-closed (or the receive ended): the source is not polled again.
+        let mut eof = false;
+        let mut writer = WriteSide::default();
+        // The send in flight, in this task's frame (no allocation, no task of its own).
+        let mut sending = pin!(None);
         let mut timer_at = self.next_deadline();
-        let mut timer = Box::pin(compio::time::sleep_until(timer_at));
+        let mut timer = pin!(compio::time::sleep_until(timer_at));
         let mut budget = READ_BUDGET;
         loop {
-            if matches!(self.phase, Phase::Ending) && (conn.writer_done.get() || conn.broken.get())
+            if sending.is_none()
+                && let Some(bytes) = writer.next(&self.worker, &conn)
+            {
+                sending.set(Some(writer::send_all(stream, bytes)));
+            }
+            if conn.broken.get() || (matches!(self.phase, Phase::Ending) && conn.writer_done.get())
             {
                 break;
             }
-            if conn.broken.get() {
-                break;
-            }
             let wake = {
-                let mut signal = pin!(conn.wake_reader.notified());
+                let mut signal = pin!(conn.wake.notified());
                 poll_fn(|cx| {
-                    if let Poll::Ready(r) = poll_source(&mut source, &conn.stream, buf_len, cx) {
+                    if let Some(send) = sending.as_mut().as_pin_mut()
+                        && let Poll::Ready(r) = send.poll(cx)
+                    {
+                        sending.set(None);
+                        return Poll::Ready(Wake::Sent(r));
+                    }
+                    if !eof && let Poll::Ready(r) = poll_source(&mut source, stream, buf_len, cx) {
                         return Poll::Ready(Wake::Read(r));
                     }
                     if signal.as_mut().poll(cx).is_ready() {
@@ -454,6 +413,7 @@ impl Reader {
             let now = Instant::now();
             let fired = matches!(wake, Wake::Timer);
             match wake {
+                Wake::Sent(result) => writer.sent(&self.worker, &conn, result),
                 Wake::Read(Some(Ok(chunk))) => {
                     self.last_rx = now;
                     self.on_bytes(&chunk, now);
@@ -474,8 +434,10 @@ impl Reader {
                 }
                 Wake::Read(None) => {
                     // (Logged when the connection ends: with or without a close handshake.)
+                    // What is queued still goes out, for a short while (`DRAIN_TIME`).
+                    eof = true;
                     self.end();
-                    break;
+                    self.flush_by = self.flush_by.min(now + DRAIN_TIME);
                 }
                 Wake::Signal => {
                     if matches!(self.phase, Phase::Files { .. }) {
@@ -501,26 +463,23 @@ impl Reader {
             // A fired timer must not be polled again.
             if fired || next != timer_at {
                 timer_at = next;
-                timer = Box::pin(compio::time::sleep_until(timer_at));
+                timer.set(compio::time::sleep_until(timer_at));
             }
         }
         self.end();
-        self.linger(&mut source).await;
+        if !eof && !conn.broken.get() {
+            self.linger(&mut source).await;
+        }
     }
 
-    /// Waits (bounded) for the writer to flush, half-closes, and drains what the peer still sends.
+    /// The last bytes are sent: half-closes, and drains what the peer still sends for a short
+    /// while (so unread bytes do not turn our FIN into a RST).
     async fn linger<S: Stream<Item = io::Result<compio::driver::BufferRef>>>(
         &mut self,
         source: &mut Source<S>,
     ) {
         let conn = &self.conn;
         let deadline = Instant::now() + DRAIN_TIME;
-        while !conn.writer_done.get() && !conn.broken.get() && Instant::now() < deadline {
-            let _ = compio::time::timeout_at(deadline, conn.wake_reader.notified()).await;
-        }
-        if conn.broken.get() {
-            return;
-        }
         let mut stream = &conn.stream;
         let _ = stream.shutdown().await;
         let buf_len = self.worker.shared.opts.recv_buffer_size as usize;
@@ -537,7 +496,7 @@ impl Reader {
     fn end(&mut self) {
         if !matches!(self.phase, Phase::Ending) {
             self.phase = Phase::Ending;
-            self.ending_since = Instant::now();
+            self.flush_by = Instant::now() + self.worker.shared.opts.close_timeout;
             self.conn.finish();
         }
     }
@@ -554,7 +513,7 @@ impl Reader {
             Phase::Files { .. } if self.conn.file_busy.get() => self.last_rx + opts.idle_timeout,
             Phase::Files { .. } => self.last_rx + opts.handshake_timeout,
             // Bounded time for the writer to flush the last frames to a peer that may not read.
-            Phase::Ending => return self.ending_since + opts.close_timeout,
+            Phase::Ending => return self.flush_by,
         };
         if let Some(d) = self.conn.close_deadline.get() {
             t = t.min(d);
@@ -569,7 +528,7 @@ impl Reader {
         let opts = &self.worker.shared.opts;
         let conn = &self.conn;
         if let Phase::Ending = self.phase {
-            if now >= self.ending_since + opts.close_timeout {
+            if now >= self.flush_by {
                 debug!(
                     conn = conn.id,
                     "final frames not flushed in time: dropping the connection"
@@ -655,7 +614,7 @@ impl Reader {
             }
         }
         if conn.session.borrow().wants_write() {
-            conn.wake_writer.notify();
+            conn.wake.notify();
         }
     }
 

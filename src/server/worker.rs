@@ -65,6 +65,8 @@ pub struct Worker {
     pub conns_changed: Notify,
     /// Send buffers of connections that went idle, for the next flush of any connection.
     pub send_buffers: SendBuffers,
+    /// Scratch for the frames of one write (filled and emptied within one call).
+    pub write_batch: RefCell<Vec<bytes::Bytes>>,
     /// permessage-deflate, with `--compression`.
     pub compression: Option<RefCell<WorkerCompression>>,
     shutdown: Notify,
@@ -425,6 +427,7 @@ pub fn run(
             sessions: RefCell::new(HashMap::new()),
             conns_changed: Notify::default(),
             send_buffers: SendBuffers::new(SEND_BUFFERS_KEPT_BYTES, SEND_BUFFER_KEPT_LEN),
+            write_batch: RefCell::new(Vec::new()),
             compression: opts
                 .compression
                 .settings()

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Issue 14's table from a results/vs-peers.sh run: every run on one line, then per figure the
+range over rounds for each server, its ratio to the best peer (same round) and to the kernel's
+floor (same round).
+
+usage: results/vs_peers_table.py DIR
+"""
+import json
+import os
+import re
+import sys
+from collections import defaultdict
+
+out = sys.argv[1]
+runs = defaultdict(dict)  # (scenario, round) -> server -> figures
+floors = {}  # (kind, round) -> µs per send
+for name in sorted(os.listdir(out)):
+    path = os.path.join(out, name)
+    m = re.fullmatch(r"floor-(1k|9k)-r(\d+)\.txt", name)
+    if m:
+        f = re.search(r"sender ([\d.]+) us/send", open(path).read())
+        if f:
+            floors[(m[1], int(m[2]))] = float(f[1])
+        continue
+    m = re.fullmatch(r"(\w+)-(\w+)-r(\d+)", name)
+    summary = os.path.join(path, "summary.json")
+    if not m or not os.path.exists(summary):
+        continue
+    scenario, server, rnd = m[1], m[2], int(m[3])
+    d = json.load(open(summary))
+    s, c = d["server"], d["counts"]
+    fig = {}
+    if scenario == "connect":
+        fig["cpu per connection µs"] = s["cpu_s"] * 1e6 / max(c["connected"], 1)
+        line = f'connected {c["connected"]:>6}  {fig["cpu per connection µs"]:6.1f} µs server CPU per connection'
+    elif scenario == "idle":
+        fig["RSS per idle connection B"] = (s["rss_end_kib"] - s["rss_start_kib"]) * 1024 / max(c["connected"], 1)
+        line = f'connected {c["connected"]:>6}  {fig["RSS per idle connection B"]:7.0f} B per connection (RSS growth)'
+    else:
+        lat, lag = d["latency_us"]["p99"] / 1000, d["schedule_lag_us"]["p99"] / 1000
+        fig["CPU per delivery µs"] = s["cpu_us_per_delivered"]
+        fig["p99 ms"] = lat
+        fig["lost"] = c["lost"]
+        fig["loadgen limited"] = lag >= 0.1 * lat
+        line = (f'delivered {c["delivered"]:>9} lost {c["lost"]:>6}  {s["cpu_us_per_delivered"]:5.2f} µs/delivery '
+                f'(user {s["user_us_per_delivered"]:4.2f})  p99 {lat:8.2f} ms  behind plan p99 {lag:7.2f} ms')
+    runs[(scenario, rnd)][server] = fig
+    print(f"{name:<28} {line}")
+
+for (kind, rnd), us in sorted(floors.items()):
+    print(f"floor-{kind}-r{rnd:<21} {us:5.2f} µs per send")
+
+FIGURES = [
+    ("b1k", "CPU per delivery µs", "1k"),
+    ("b1k", "p99 ms", None),
+    ("b10k", "CPU per delivery µs", "9k"),
+    ("b10k", "p99 ms", None),
+    ("b10k100", "p99 ms", None),
+    ("b10k100", "lost", None),
+    ("idle", "RSS per idle connection B", None),
+    ("connect", "cpu per connection µs", None),
+]
+servers = sorted({s for v in runs.values() for s in v}, key=lambda s: (s != "ringcast", s))
+print()
+print("| scenario | figure | " + " | ".join(servers) + " | ringcast ÷ best peer | ringcast ÷ floor |")
+print("|---|---|" + "---|" * (len(servers) + 2))
+for scenario, figure, floor_kind in FIGURES:
+    rounds = sorted(r for (sc, r) in runs if sc == scenario)
+    if not rounds:
+        continue
+    cells, vs_peer, vs_floor = [], [], []
+    for s in servers:
+        vals = [runs[(scenario, r)][s][figure] for r in rounds if s in runs[(scenario, r)]]
+        limited = any(runs[(scenario, r)][s].get("loadgen limited") for r in rounds if s in runs[(scenario, r)])
+        mark = "*" if figure == "p99 ms" and limited else ""
+        num = lambda v: f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+        cells.append("–" if not vals else (f"{num(min(vals))}–{num(max(vals))}" if len(vals) > 1 else num(vals[0])) + mark)
+    for r in rounds:
+        row = runs[(scenario, r)]
+        if "ringcast" not in row:
+            continue
+        peers = [v[figure] for k, v in row.items() if k != "ringcast"]
+        if peers and figure != "lost" and min(peers) > 0:
+            vs_peer.append(row["ringcast"][figure] / min(peers))
+        if floor_kind and (floor_kind, r) in floors:
+            vs_floor.append(row["ringcast"][figure] / floors[(floor_kind, r)])
+    fmt = lambda xs: "–" if not xs else ", ".join(f"{x:.2f}×" for x in xs)
+    print(f"| {scenario} | {figure} | " + " | ".join(cells) + f" | {fmt(vs_peer)} | {fmt(vs_floor)} |")
+print("\n(* loadgen's behind-plan p99 was ≥ 10 % of the latency p99 in a round: loadgen was a limit)")
