@@ -24,7 +24,7 @@ use std::ops::ControlFlow;
 use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -49,7 +49,7 @@ use crate::proto::handshake::{
 use crate::proto::{
     CloseCode, ControlPayload, Decoder, DecoderConfig, Event, OpCode, ProtocolError, Role,
 };
-use crate::rt::{Notify, yield_now};
+use crate::rt::{Causes, Notify, yield_now};
 use crate::tls::session::{Received, ServerSession};
 
 mod writer;
@@ -61,6 +61,10 @@ const PING_PAYLOAD: &[u8] = b"ringcast";
 const DRAIN_TIME: Duration = Duration::from_millis(500);
 /// Receive chunks a reader handles before it yields, so writers (its own and others') flush.
 const READ_BUDGET: u32 = 16;
+/// The wake-up causes of a connection's task ([`Causes`]).
+const SENT: u8 = 0;
+const RECEIVED: u8 = 1;
+const TIMER: u8 = 2;
 /// Back-off when the worker's buffer ring is empty (ENOBUFS): back-pressure, not an error.
 const RING_EMPTY_BACKOFF: Duration = Duration::from_millis(1);
 
@@ -377,12 +381,17 @@ impl Reader {
         let mut sending = pin!(None);
         let mut timer_at = self.next_deadline();
         let mut timer = pin!(compio::time::sleep_until(timer_at));
+        // Each wake-up polls only what woke the task (a broadcast's frame or a send's
+        // completion does not poll the receive or the timer).
+        let causes = Causes::new();
+        let wakers = [SENT, RECEIVED, TIMER].map(|c| causes.waker(c));
         let mut budget = READ_BUDGET;
         loop {
             if sending.is_none()
                 && let Some(bytes) = writer.next(&self.worker, &conn)
             {
                 sending.set(Some(writer::send_all(stream, bytes)));
+                causes.set(SENT);
             }
             if conn.broken.get() || (matches!(self.phase, Phase::Ending) && conn.writer_done.get())
             {
@@ -391,29 +400,46 @@ impl Reader {
             let wake = {
                 let mut signal = pin!(conn.wake.notified());
                 poll_fn(|cx| {
+                    causes.register(cx);
                     if let Some(send) = sending.as_mut().as_pin_mut()
-                        && let Poll::Ready(r) = send.poll(cx)
+                        && causes.take(SENT)
+                        && let Poll::Ready(r) = send.poll(&mut Context::from_waker(&wakers[0]))
                     {
                         sending.set(None);
                         return Poll::Ready(Wake::Sent(r));
                     }
-                    if !eof && let Poll::Ready(r) = poll_source(&mut source, stream, buf_len, cx) {
-                        return Poll::Ready(Wake::Read(r));
+                    if !eof && causes.take(RECEIVED) {
+                        let mut cx = Context::from_waker(&wakers[1]);
+                        if let Poll::Ready(r) = poll_source(&mut source, stream, buf_len, &mut cx) {
+                            // More may be ready: look again next time.
+                            causes.set(RECEIVED);
+                            return Poll::Ready(Wake::Read(r));
+                        }
                     }
                     if signal.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Wake::Signal);
                     }
-                    if timer.as_mut().poll(cx).is_ready() {
+                    if causes.take(TIMER)
+                        && timer
+                            .as_mut()
+                            .poll(&mut Context::from_waker(&wakers[2]))
+                            .is_ready()
+                    {
                         return Poll::Ready(Wake::Timer);
                     }
                     Poll::Pending
                 })
                 .await
             };
+            if let Wake::Sent(result) = wake {
+                // Nothing else changed: no clock, no deadline to look at.
+                writer.sent(&self.worker, &conn, result);
+                continue;
+            }
             let now = Instant::now();
             let fired = matches!(wake, Wake::Timer);
             match wake {
-                Wake::Sent(result) => writer.sent(&self.worker, &conn, result),
+                Wake::Sent(_) => unreachable!("handled above"),
                 Wake::Read(Some(Ok(chunk))) => {
                     self.last_rx = now;
                     self.on_bytes(&chunk, now);
@@ -464,6 +490,7 @@ impl Reader {
             if fired || next != timer_at {
                 timer_at = next;
                 timer.set(compio::time::sleep_until(timer_at));
+                causes.set(TIMER);
             }
         }
         self.end();
