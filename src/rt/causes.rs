@@ -59,6 +59,18 @@ impl Causes {
         self.inner.0.pending.fetch_and(!bit, Ordering::AcqRel) & bit != 0
     }
 
+    /// Every cause woken since the last look, as bits (`1 << cause`); clears them all.
+    pub fn take_all(&self) -> u8 {
+        self.inner.0.pending.swap(0, Ordering::AcqRel)
+    }
+
+    /// Gives back bits taken by [`Causes::take_all`] but not acted on.
+    pub fn put_back(&self, bits: u8) {
+        if bits != 0 {
+            self.inner.0.pending.fetch_or(bits, Ordering::AcqRel);
+        }
+    }
+
     /// Marks `cause` to be polled at the next look (a new sub-future, or a stream that may
     /// have more ready).
     pub fn set(&self, cause: u8) {

@@ -117,9 +117,14 @@ impl Conn {
             }
             _ => frame,
         };
-        let offer = self.out.borrow_mut().offer(frame);
+        let (offer, sending) = {
+            let mut out = self.out.borrow_mut();
+            (out.offer(frame), out.sending())
+        };
         WorkerCounters::add(&counters.frames_out, 1);
         match offer {
+            // While a send is in flight, its completion takes the frame along: no wake-up.
+            Offer::Queued if sending => {}
             Offer::Queued => self.wake.notify(),
             Offer::Closing => {}
             Offer::Overflow => {
@@ -385,6 +390,7 @@ impl Reader {
         // completion does not poll the receive or the timer).
         let causes = Causes::new();
         let wakers = [SENT, RECEIVED, TIMER].map(|c| causes.waker(c));
+        let mut registered = false;
         let mut budget = READ_BUDGET;
         loop {
             if sending.is_none()
@@ -400,32 +406,44 @@ impl Reader {
             let wake = {
                 let mut signal = pin!(conn.wake.notified());
                 poll_fn(|cx| {
-                    causes.register(cx);
-                    if let Some(send) = sending.as_mut().as_pin_mut()
-                        && causes.take(SENT)
-                        && let Poll::Ready(r) = send.poll(&mut Context::from_waker(&wakers[0]))
-                    {
-                        sending.set(None);
-                        return Poll::Ready(Wake::Sent(r));
+                    if !registered {
+                        causes.register(cx);
+                        registered = true;
                     }
-                    if !eof && causes.take(RECEIVED) {
+                    // One atomic swap per wake-up; a cause taken but not polled (an earlier
+                    // one was ready) is put back.
+                    let mut woken = causes.take_all() & (1 << SENT | 1 << RECEIVED | 1 << TIMER);
+                    if woken & (1 << SENT) != 0
+                        && let Some(send) = sending.as_mut().as_pin_mut()
+                    {
+                        woken &= !(1 << SENT);
+                        if let Poll::Ready(r) = send.poll(&mut Context::from_waker(&wakers[0])) {
+                            sending.set(None);
+                            causes.put_back(woken);
+                            return Poll::Ready(Wake::Sent(r));
+                        }
+                    }
+                    woken &= !(1 << SENT); // (no send in flight: nothing to look at)
+                    if woken & (1 << RECEIVED) != 0 && !eof {
+                        woken &= !(1 << RECEIVED);
                         let mut cx = Context::from_waker(&wakers[1]);
                         if let Poll::Ready(r) = poll_source(&mut source, stream, buf_len, &mut cx) {
                             // More may be ready: look again next time.
-                            causes.set(RECEIVED);
+                            causes.put_back(woken | 1 << RECEIVED);
                             return Poll::Ready(Wake::Read(r));
                         }
                     }
-                    if signal.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Signal);
-                    }
-                    if causes.take(TIMER)
+                    woken &= !(1 << RECEIVED);
+                    if woken & (1 << TIMER) != 0
                         && timer
                             .as_mut()
                             .poll(&mut Context::from_waker(&wakers[2]))
                             .is_ready()
                     {
                         return Poll::Ready(Wake::Timer);
+                    }
+                    if signal.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Signal);
                     }
                     Poll::Pending
                 })

@@ -35,6 +35,13 @@ impl WriteSide {
         if conn.writer_done.get() {
             return None;
         }
+        {
+            // The common case after a send completes: nothing more to seal.
+            let out = conn.out.borrow();
+            if out.is_empty() && !out.finishing() && !conn.session.borrow().wants_write() {
+                return None;
+            }
+        }
         if self.buf.capacity() == 0 && !conn.out.borrow().is_empty() {
             self.buf = worker.send_buffers.take();
         }
