@@ -1,14 +1,11 @@
-//! One connection: one task on the worker's runtime, and a [`Conn`] shared with broadcasters.
+//! One connection: two tasks on the worker's runtime sharing a [`Conn`].
 //!
-//! The task waits for whichever comes first: received bytes, its send completing, a wake-up
-//! (something queued, an event for the session), or its timer.
-//! - the **read side** receives (multishot recv into the worker's buffer ring, or single
-//!   reads), feeds the TLS session, upgrades HTTP → WebSocket, decodes frames and acts on them:
-//!   publish a message to the room, answer a Ping, echo a Close; it also owns the timers
-//!   (handshake deadline, heartbeat Pings, idle timeout, waiting for the peer's Close);
-//! - the **write side** ([`writer`]): when no send is in flight, everything queued is sealed
-//!   as one coalesced TLS write and becomes one send — one send in flight per connection. Its
-//!   future lives in this task's frame: no second task, no wake-up of another task per frame.
+//! - the **reader** receives (multishot recv into the worker's buffer ring, or single reads),
+//!   feeds the TLS session, upgrades HTTP → WebSocket, decodes frames and acts on them: publish
+//!   a message to the room, answer a Ping, echo a Close; it also owns the timers (handshake
+//!   deadline, heartbeat Pings, idle timeout, waiting for the peer's Close);
+//! - the **writer** ([`writer`]) waits until something is queued, then writes everything queued
+//!   as one coalesced TLS write and one send — one send in flight per connection.
 //!
 //! Closing: whoever decides queues a Close frame in [`Outbound`]. If the peer closed first, or
 //! the stream is broken (protocol error), the connection ends once the Close is sent; if the
@@ -24,7 +21,7 @@ use std::ops::ControlFlow;
 use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -49,11 +46,10 @@ use crate::proto::handshake::{
 use crate::proto::{
     CloseCode, ControlPayload, Decoder, DecoderConfig, Event, OpCode, ProtocolError, Role,
 };
-use crate::rt::{Causes, Notify, yield_now};
+use crate::rt::{Notify, yield_now};
 use crate::tls::session::{Received, ServerSession};
 
 mod writer;
-use writer::WriteSide;
 
 /// Payload of the server's heartbeat Pings.
 const PING_PAYLOAD: &[u8] = b"ringcast";
@@ -61,10 +57,6 @@ const PING_PAYLOAD: &[u8] = b"ringcast";
 const DRAIN_TIME: Duration = Duration::from_millis(500);
 /// Receive chunks a reader handles before it yields, so writers (its own and others') flush.
 const READ_BUDGET: u32 = 16;
-/// The wake-up causes of a connection's task ([`Causes`]).
-const SENT: u8 = 0;
-const RECEIVED: u8 = 1;
-const TIMER: u8 = 2;
 /// Back-off when the worker's buffer ring is empty (ENOBUFS): back-pressure, not an error.
 const RING_EMPTY_BACKOFF: Duration = Duration::from_millis(1);
 
@@ -75,8 +67,8 @@ pub struct Conn {
     stream: TcpStream,
     session: RefCell<ServerSession>,
     out: RefCell<Outbound>,
-    /// Wakes the connection's task: something was queued, an event posted, a state changed.
-    wake: Notify,
+    wake_writer: Notify,
+    wake_reader: Notify,
     /// The server sent a Close and waits for the peer's until then.
     close_deadline: Cell<Option<Instant>>,
     close_notify_sent: Cell<bool>,
@@ -87,7 +79,7 @@ pub struct Conn {
     closed_with: Cell<Option<(u16, bool)>>,
     /// Events for the session (set by the worker, handled by the reader, which owns it).
     events: RefCell<Vec<ConnEvent>>,
-    /// Notified by the write side each time everything queued has been sent (or it ended).
+    /// Notified by the writer each time everything queued has been sent.
     drained: Notify,
     /// A file answer is streaming: later requests on the connection wait.
     pub file_busy: Cell<bool>,
@@ -117,15 +109,10 @@ impl Conn {
             }
             _ => frame,
         };
-        let (offer, sending) = {
-            let mut out = self.out.borrow_mut();
-            (out.offer(frame), out.sending())
-        };
+        let offer = self.out.borrow_mut().offer(frame);
         WorkerCounters::add(&counters.frames_out, 1);
         match offer {
-            // While a send is in flight, its completion takes the frame along: no wake-up.
-            Offer::Queued if sending => {}
-            Offer::Queued => self.wake.notify(),
+            Offer::Queued => self.wake_writer.notify(),
             Offer::Closing => {}
             Offer::Overflow => {
                 worker
@@ -154,13 +141,13 @@ impl Conn {
     /// Hands an event to the session (the reader runs it on its next turn).
     pub fn post(&self, event: ConnEvent) {
         self.events.borrow_mut().push(event);
-        self.wake.notify();
+        self.wake_reader.notify();
     }
 
     /// Queues bytes of an HTTP answer (`/files/`); false when the connection is closing.
     pub fn push_raw(&self, bytes: Bytes) -> bool {
         let ok = self.out.borrow_mut().push_raw(bytes);
-        self.wake.notify();
+        self.wake_writer.notify();
         ok
     }
 
@@ -187,7 +174,7 @@ impl Conn {
     /// A file answer is complete: the reader may take the next request.
     pub fn file_done(&self) {
         self.file_busy.set(false);
-        self.wake.notify();
+        self.wake_reader.notify();
     }
 
     /// An HTTP answer cannot be completed (or the connection is to close after it): send what
@@ -195,13 +182,13 @@ impl Conn {
     pub fn abort_http(&self) {
         self.file_busy.set(false);
         self.finish();
-        self.wake.notify();
+        self.wake_reader.notify();
     }
 
     /// Queues the answer to the upgrade request (101 or an HTTP error).
     fn send_handshake(&self, answer: Vec<u8>) {
         self.out.borrow_mut().push_handshake(Bytes::from(answer));
-        self.wake.notify();
+        self.wake_writer.notify();
     }
 
     /// Starts the closing handshake from the server's side: Close frame, then wait up to
@@ -214,14 +201,15 @@ impl Conn {
         if self.out.borrow_mut().push_close(frame, discard_pending) {
             self.closed_with.set(Some((code.0, true)));
             self.close_deadline.set(Some(Instant::now() + wait));
-            self.wake.notify();
+            self.wake_writer.notify();
+            self.wake_reader.notify();
         }
     }
 
     /// End the connection once everything queued is sent.
     fn finish(&self) {
         self.out.borrow_mut().finish();
-        self.wake.notify();
+        self.wake_writer.notify();
     }
 }
 
@@ -243,7 +231,8 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
         stream,
         session: RefCell::new(session),
         out: RefCell::new(Outbound::new(opts.max_backlog as usize)),
-        wake: Notify::default(),
+        wake_writer: Notify::default(),
+        wake_reader: Notify::default(),
         close_deadline: Cell::new(None),
         close_notify_sent: Cell::new(false),
         writer_done: Cell::new(false),
@@ -256,10 +245,12 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr, reject
     });
     assert_eq!(worker.conns.borrow_mut().insert(conn.clone()), id);
     debug!(conn = id, %peer, "connection accepted");
+    // Kept, not detached: dropping it cancels a writer stuck on a peer that stopped reading.
+    let writer = compio::runtime::spawn(writer::write_loop(worker.clone(), conn.clone()));
+
     let mut reader = Reader::new(worker.clone(), conn.clone(), reject);
-    // Returning drops a send still in flight (cancelled): a peer that stopped reading cannot
-    // keep the connection.
     reader.run().await;
+    drop(writer);
 
     let counters = &worker.shared.counters[worker.index];
     if let Some(r) = reader.room.take() {
@@ -330,8 +321,7 @@ struct Reader {
     /// A client protocol connection's session.
     client: Option<Box<ClientApp>>,
     accepted: Instant,
-    /// Ending: the last frames must be sent by then (else the connection is dropped).
-    flush_by: Instant,
+    ending_since: Instant,
     last_rx: Instant,
     last_ping: Instant,
     /// When the timer next checks `last_rx` against the idle timeout.
@@ -339,8 +329,6 @@ struct Reader {
 }
 
 enum Wake<B> {
-    /// The send in flight completed.
-    Sent(BufResult<(), Vec<u8>>),
     Read(Option<io::Result<B>>),
     Signal,
     Timer,
@@ -359,7 +347,7 @@ impl Reader {
             room: None,
             client: None,
             accepted: now,
-            flush_by: now,
+            ending_since: now,
             last_rx: now,
             last_ping: now,
             idle_check_at: now,
@@ -368,8 +356,7 @@ impl Reader {
 
     async fn run(&mut self) {
         let conn = self.conn.clone();
-        let stream = &conn.stream;
-        let mut receiving = &conn.stream;
+        let mut stream = &conn.stream;
         let mode = self.worker.recv_mode;
         let buf_len = self.worker.shared.opts.recv_buffer_size as usize;
         let mut source = match mode {
@@ -377,87 +364,38 @@ impl Reader {
                 buf: Some(Vec::with_capacity(buf_len)),
                 pending: None,
             },
-            _ => Source::Ring(Box::pin(receiving.read_multi(0))),
+            _ => Source::Ring(Box::pin(stream.read_multi(0))),
         };
-        // The peer half-closed (or the receive ended): the source is not polled again.
-        let mut eof = false;
-        let mut writer = WriteSide::default();
-        // The send in flight, in this task's frame (no allocation, no task of its own).
-        let mut sending = pin!(None);
         let mut timer_at = self.next_deadline();
         let mut timer = pin!(compio::time::sleep_until(timer_at));
-        // Each wake-up polls only what woke the task (a broadcast's frame or a send's
-        // completion does not poll the receive or the timer).
-        let causes = Causes::new();
-        let wakers = [SENT, RECEIVED, TIMER].map(|c| causes.waker(c));
-        let mut registered = false;
         let mut budget = READ_BUDGET;
         loop {
-            if sending.is_none()
-                && let Some(bytes) = writer.next(&self.worker, &conn)
-            {
-                sending.set(Some(writer::send_all(stream, bytes)));
-                causes.set(SENT);
-            }
-            if conn.broken.get() || (matches!(self.phase, Phase::Ending) && conn.writer_done.get())
+            if matches!(self.phase, Phase::Ending) && (conn.writer_done.get() || conn.broken.get())
             {
                 break;
             }
+            if conn.broken.get() {
+                break;
+            }
             let wake = {
-                let mut signal = pin!(conn.wake.notified());
+                let mut signal = pin!(conn.wake_reader.notified());
                 poll_fn(|cx| {
-                    if !registered {
-                        causes.register(cx);
-                        registered = true;
-                    }
-                    // One atomic swap per wake-up; a cause taken but not polled (an earlier
-                    // one was ready) is put back.
-                    let mut woken = causes.take_all() & (1 << SENT | 1 << RECEIVED | 1 << TIMER);
-                    if woken & (1 << SENT) != 0
-                        && let Some(send) = sending.as_mut().as_pin_mut()
-                    {
-                        woken &= !(1 << SENT);
-                        if let Poll::Ready(r) = send.poll(&mut Context::from_waker(&wakers[0])) {
-                            sending.set(None);
-                            causes.put_back(woken);
-                            return Poll::Ready(Wake::Sent(r));
-                        }
-                    }
-                    woken &= !(1 << SENT); // (no send in flight: nothing to look at)
-                    if woken & (1 << RECEIVED) != 0 && !eof {
-                        woken &= !(1 << RECEIVED);
-                        let mut cx = Context::from_waker(&wakers[1]);
-                        if let Poll::Ready(r) = poll_source(&mut source, stream, buf_len, &mut cx) {
-                            // More may be ready: look again next time.
-                            causes.put_back(woken | 1 << RECEIVED);
-                            return Poll::Ready(Wake::Read(r));
-                        }
-                    }
-                    woken &= !(1 << RECEIVED);
-                    if woken & (1 << TIMER) != 0
-                        && timer
-                            .as_mut()
-                            .poll(&mut Context::from_waker(&wakers[2]))
-                            .is_ready()
-                    {
-                        return Poll::Ready(Wake::Timer);
+                    if let Poll::Ready(r) = poll_source(&mut source, &conn.stream, buf_len, cx) {
+                        return Poll::Ready(Wake::Read(r));
                     }
                     if signal.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Wake::Signal);
+                    }
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Timer);
                     }
                     Poll::Pending
                 })
                 .await
             };
-            if let Wake::Sent(result) = wake {
-                // Nothing else changed: no clock, no deadline to look at.
-                writer.sent(&self.worker, &conn, result);
-                continue;
-            }
             let now = Instant::now();
             let fired = matches!(wake, Wake::Timer);
             match wake {
-                Wake::Sent(_) => unreachable!("handled above"),
                 Wake::Read(Some(Ok(chunk))) => {
                     self.last_rx = now;
                     self.on_bytes(&chunk, now);
@@ -478,10 +416,8 @@ impl Reader {
                 }
                 Wake::Read(None) => {
                     // (Logged when the connection ends: with or without a close handshake.)
-                    // What is queued still goes out, for a short while (`DRAIN_TIME`).
-                    eof = true;
                     self.end();
-                    self.flush_by = self.flush_by.min(now + DRAIN_TIME);
+                    break;
                 }
                 Wake::Signal => {
                     if matches!(self.phase, Phase::Files { .. }) {
@@ -508,23 +444,25 @@ impl Reader {
             if fired || next != timer_at {
                 timer_at = next;
                 timer.set(compio::time::sleep_until(timer_at));
-                causes.set(TIMER);
             }
         }
         self.end();
-        if !eof && !conn.broken.get() {
-            self.linger(&mut source).await;
-        }
+        self.linger(&mut source).await;
     }
 
-    /// The last bytes are sent: half-closes, and drains what the peer still sends for a short
-    /// while (so unread bytes do not turn our FIN into a RST).
+    /// Waits (bounded) for the writer to flush, half-closes, and drains what the peer still sends.
     async fn linger<S: Stream<Item = io::Result<compio::driver::BufferRef>>>(
         &mut self,
         source: &mut Source<S>,
     ) {
         let conn = &self.conn;
         let deadline = Instant::now() + DRAIN_TIME;
+        while !conn.writer_done.get() && !conn.broken.get() && Instant::now() < deadline {
+            let _ = compio::time::timeout_at(deadline, conn.wake_reader.notified()).await;
+        }
+        if conn.broken.get() {
+            return;
+        }
         let mut stream = &conn.stream;
         let _ = stream.shutdown().await;
         let buf_len = self.worker.shared.opts.recv_buffer_size as usize;
@@ -541,7 +479,7 @@ impl Reader {
     fn end(&mut self) {
         if !matches!(self.phase, Phase::Ending) {
             self.phase = Phase::Ending;
-            self.flush_by = Instant::now() + self.worker.shared.opts.close_timeout;
+            self.ending_since = Instant::now();
             self.conn.finish();
         }
     }
@@ -558,7 +496,7 @@ impl Reader {
             Phase::Files { .. } if self.conn.file_busy.get() => self.last_rx + opts.idle_timeout,
             Phase::Files { .. } => self.last_rx + opts.handshake_timeout,
             // Bounded time for the writer to flush the last frames to a peer that may not read.
-            Phase::Ending => return self.flush_by,
+            Phase::Ending => return self.ending_since + opts.close_timeout,
         };
         if let Some(d) = self.conn.close_deadline.get() {
             t = t.min(d);
@@ -573,7 +511,7 @@ impl Reader {
         let opts = &self.worker.shared.opts;
         let conn = &self.conn;
         if let Phase::Ending = self.phase {
-            if now >= self.flush_by {
+            if now >= self.ending_since + opts.close_timeout {
                 debug!(
                     conn = conn.id,
                     "final frames not flushed in time: dropping the connection"
@@ -659,7 +597,7 @@ impl Reader {
             }
         }
         if conn.session.borrow().wants_write() {
-            conn.wake.notify();
+            conn.wake_writer.notify();
         }
     }
 

@@ -122,11 +122,6 @@ impl Outbound {
     pub fn set_in_flight(&mut self, bytes: usize) {
         self.in_flight = bytes;
     }
-
-    /// A send is in flight: what is queued now goes with the next one, when it completes.
-    pub fn sending(&self) -> bool {
-        self.in_flight > 0
-    }
 }
 
 #[cfg(test)]
