@@ -228,7 +228,9 @@ pub struct Decoder {
     assembler: MessageAssembler,
     /// The data message being assembled: `HEADER_ROOM` spare bytes, then the payload so far.
     msg: BytesMut,
-    control: ControlPayload,
+    /// The control frame being collected; boxed on a connection's first control frame, so a
+    /// connection that never sends one does not carry its 126 bytes.
+    control: Option<Box<ControlPayload>>,
     /// Inflaters for compressed messages ([`Decoder::inflate_with`]); without, a compressed
     /// message comes out whole and still compressed.
     inflaters: Option<InflaterPool>,
@@ -247,7 +249,7 @@ impl Decoder {
             frame: None,
             assembler: MessageAssembler::new(cfg.max_message_size),
             msg: BytesMut::new(),
-            control: ControlPayload::EMPTY,
+            control: None,
             inflaters: None,
             inflating: None,
             inflate_limit: inflated_limit(cfg.max_message_size),
@@ -305,7 +307,10 @@ impl Decoder {
             frame.remaining -= take as u64;
             match frame.role {
                 FrameRole::Control(_) => {
-                    let dst = self.control.append_slot(take);
+                    let control = self
+                        .control
+                        .get_or_insert_with(|| Box::new(ControlPayload::EMPTY));
+                    let dst = control.append_slot(take);
                     copy_payload(&mut frame.masker, chunk, dst);
                 }
                 FrameRole::Data { .. } if self.inflating.is_some() => {
@@ -365,7 +370,11 @@ impl Decoder {
     fn start_frame(&mut self, header: FrameHeader, available: usize) -> Result<(), ProtocolError> {
         let role = self.assembler.on_header(&header)?;
         match role {
-            FrameRole::Control(_) => self.control = ControlPayload::EMPTY,
+            FrameRole::Control(_) => {
+                if let Some(control) = &mut self.control {
+                    **control = ControlPayload::EMPTY;
+                }
+            }
             FrameRole::Data { first, .. } => {
                 let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
                 if first {
@@ -402,11 +411,20 @@ impl Decoder {
 
     fn finish_frame(&mut self, frame: FrameInProgress) -> Result<Option<Event>, ProtocolError> {
         Ok(match frame.role {
-            FrameRole::Control(OpCode::Ping) => Some(Event::Ping(self.control)),
-            FrameRole::Control(OpCode::Pong) => Some(Event::Pong(self.control)),
-            FrameRole::Control(_) => {
-                parse_close_payload(self.control.as_bytes())?;
-                Some(Event::Close(self.control))
+            FrameRole::Control(opcode) => {
+                let payload = self
+                    .control
+                    .as_deref()
+                    .copied()
+                    .unwrap_or(ControlPayload::EMPTY);
+                match opcode {
+                    OpCode::Ping => Some(Event::Ping(payload)),
+                    OpCode::Pong => Some(Event::Pong(payload)),
+                    _ => {
+                        parse_close_payload(payload.as_bytes())?;
+                        Some(Event::Close(payload))
+                    }
+                }
             }
             FrameRole::Data { .. } => {
                 debug_assert!(frame.header.opcode != OpCode::Close);
