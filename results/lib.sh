@@ -8,9 +8,12 @@ stop_server() {
 start_server() {
   "${SERVER_BIN:-target/release/ringcast}" --listen "127.0.0.1:$PORT" --api-listen "${API_LISTEN:-off}" "${SERVER_ARGS[@]}" --log-format json 2>>"$SERVER_LOG" &
   server_pid=$!
+  wait_port "server"
+}
+wait_port() { # what (for the error): waits up to 5 s until 127.0.0.1:$PORT accepts
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
     sleep 0.05
   done
-  echo "server did not start" >&2; exit 1
+  echo "$1 did not start" >&2; exit 1
 }

@@ -36,11 +36,7 @@ start() { # server name
   [ "$1" = tungstenite ] && env=(PEER_READ_BUF=4096)
   env "${env[@]}" "$PEERS/run.sh" "$1" "$PORT" certs/dev-cert.pem certs/dev-key.pem 2>>"$SERVER_LOG" &
   server_pid=$!
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "$1 did not start" >&2; exit 1
+  wait_port "$1"
 }
 
 one() { # server, run name, loadgen mode and args... (the URL is added)
