@@ -141,6 +141,21 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
             ),
         ],
     );
+    s.gauges(
+        "ringcast_worker_connections",
+        "Open upgraded connections by worker (how SO_REUSEPORT spread them).",
+        c.iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let opened = load(&w.raw_opened) + load(&w.protocol_opened);
+                let closed = load(&w.raw_closed) + load(&w.protocol_closed);
+                (
+                    vec![("worker", i.to_string())],
+                    opened as i64 - closed as i64,
+                )
+            })
+            .collect(),
+    );
     s.gauge(
         "ringcast_sockets",
         "Open TCP connections, upgraded or not.",
@@ -200,6 +215,11 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
         "ringcast_bytes_out",
         "Bytes written to sockets, TLS included.",
         sum(shared, |w| load(&w.bytes_out)),
+    );
+    s.counter(
+        "ringcast_sends",
+        "Socket sends; frames_out ÷ sends is how many frames a send coalesces.",
+        sum(shared, |w| load(&w.sends)),
     );
     let inbox_drops: u64 = shared.inboxes.iter().map(|i| load(&i.dropped)).sum();
     s.counters(

@@ -2,5 +2,7 @@
 //! yield for compio tasks.
 
 pub mod notify;
+pub mod turns;
 
 pub use notify::{Notify, yield_now};
+pub use turns::Turns;

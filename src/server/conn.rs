@@ -50,6 +50,7 @@ use crate::rt::{Notify, yield_now};
 use crate::tls::session::{Received, ServerSession};
 
 mod writer;
+pub(crate) use writer::SENDS_PER_PASS;
 
 /// Payload of the server's heartbeat Pings.
 const PING_PAYLOAD: &[u8] = b"ringcast";

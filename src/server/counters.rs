@@ -14,6 +14,9 @@ pub struct WorkerCounters {
     pub frames_out: AtomicU64,
     /// Bytes written to sockets (TLS records included).
     pub bytes_out: AtomicU64,
+    /// Socket sends (each carries every frame queued for its connection: frames ÷ sends is the
+    /// coalescing).
+    pub sends: AtomicU64,
     /// Bytes read from sockets.
     pub bytes_in: AtomicU64,
     pub raw_opened: AtomicU64,

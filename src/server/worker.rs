@@ -67,6 +67,8 @@ pub struct Worker {
     pub send_buffers: SendBuffers,
     /// Scratch for the frames of one write (filled and emptied within one call).
     pub write_batch: RefCell<Vec<bytes::Bytes>>,
+    /// Paces the writers: a bounded number of sends per pass of the run queue.
+    pub write_turns: crate::rt::Turns,
     /// permessage-deflate, with `--compression`.
     pub compression: Option<RefCell<WorkerCompression>>,
     shutdown: Notify,
@@ -428,6 +430,7 @@ pub fn run(
             conns_changed: Notify::default(),
             send_buffers: SendBuffers::new(SEND_BUFFERS_KEPT_BYTES, SEND_BUFFER_KEPT_LEN),
             write_batch: RefCell::new(Vec::new()),
+            write_turns: crate::rt::Turns::new(conn::SENDS_PER_PASS),
             compression: opts
                 .compression
                 .settings()
@@ -445,6 +448,8 @@ pub fn run(
             recv_mode,
         }));
         compio::runtime::spawn(worker.clone().drain_inbox()).detach();
+        let w = worker.clone();
+        compio::runtime::spawn(async move { w.write_turns.refill().await }).detach();
         worker.clone().accept_loop(listener).await;
         info!(
             worker = index,

@@ -22,12 +22,21 @@ use super::Conn;
 use crate::server::counters::WorkerCounters;
 use crate::server::worker::Worker;
 
-/// The writer task: one coalesced write and one send per wake-up.
+/// Sends a worker's writers may start per pass of its run queue (see [`crate::rt::Turns`]).
+/// Without the limit a broadcast's thousands of writers ran before the reader of the next
+/// publication and the cross-core inbox — each waited a whole pass — and a saturated
+/// broadcast's p99 was 3× worse (results/write-turns.md: 64, 128 and 512 measured; 128 kept).
+pub(crate) const SENDS_PER_PASS: usize = 128;
+
+/// The writer task: one coalesced write and one send per wake-up (each send takes a turn).
 pub(super) async fn write_loop(worker: Rc<Worker>, conn: Rc<Conn>) {
     let mut buf: Vec<u8> = Vec::new();
     loop {
         if buf.capacity() == 0 && !conn.out.borrow().is_empty() {
             buf = worker.send_buffers.take();
+        }
+        if !conn.out.borrow().is_empty() {
+            worker.write_turns.take().await;
         }
         let finishing = {
             let mut out = conn.out.borrow_mut();
@@ -52,7 +61,9 @@ pub(super) async fn write_loop(worker: Rc<Worker>, conn: Rc<Conn>) {
             let BufResult(res, back) = stream.write_all(buf).await;
             buf = back;
             if res.is_ok() {
-                WorkerCounters::add(&worker.shared.counters[worker.index].bytes_out, len);
+                let counters = &worker.shared.counters[worker.index];
+                WorkerCounters::add(&counters.bytes_out, len);
+                WorkerCounters::add(&counters.sends, 1);
             }
             let idle = {
                 let mut out = conn.out.borrow_mut();

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Server builds side by side, alternating, a fresh server per run, the same loadgen command for
+# each build (the first version, `ab-idle-b1k.sh`, ran idle and b1k only).
+#
+#   results/ab.sh OUT ROUNDS NAME=BINARY ...     (from the repository root)
+#   SCENARIOS="idle b1k"   any of:
+#     idle     10,000 idle wss connections held 5 s: RSS growth per connection
+#     b1k      broadcast, 1,000 clients × 100 msg/s, 12 s: CPU per delivery, latency
+#     b10k     broadcast, 10,000 clients × 10 msg/s, 15 s
+#     b10k100  broadcast, 10,000 clients × 100 msg/s, 10 s + 10 s drain (both cores saturated)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:?out dir}; ROUNDS=${2:?rounds}; shift 2
+PORT="${PORT:-18449}"
+SCENARIOS="${SCENARIOS:-idle b1k}"
+# shellcheck source=results/lib.sh
+source results/lib.sh
+SERVER_ARGS=(--rate-limit 0)
+SERVER_LOG=target/ab-server.log
+trap stop_server EXIT
+for r in $(seq 1 "$ROUNDS"); do
+  for nb in "$@"; do
+    name=${nb%%=*}; SERVER_BIN=${nb#*=}
+    for sc in $SCENARIOS; do
+      b=(broadcast --url "wss://127.0.0.1:$PORT/b" --senders 10 --size 100 --warmup 2s)
+      case $sc in
+        idle) args=(idle --url "wss://127.0.0.1:$PORT/idle" --clients 10000 --hold 5s) ;;
+        b1k) args=("${b[@]}" --clients 1000 --rate 100 --duration 12s) ;;
+        b10k) args=("${b[@]}" --clients 10000 --rate 10 --duration 15s) ;;
+        b10k100) args=("${b[@]}" --clients 10000 --rate 100 --duration 10s --drain 10s) ;;
+        *) echo "unknown scenario $sc" >&2; exit 2 ;;
+      esac
+      start_server
+      target/release/loadgen "${args[@]}" --ca certs/dev-cert.pem --server-pid "$server_pid" --out "$OUT/$sc-$name-r$r" >/dev/null 2>&1 || echo "($sc-$name-r$r: loadgen exit $?)" >&2
+      stop_server
+      python3 - "$OUT/$sc-$name-r$r/summary.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); s, c = d["server"], d["counts"]
+name = sys.argv[1].split("/")[-2]
+if name.startswith("idle"):
+    print(f'{name:<22} connected {c["connected"]:>6}  RSS at the end {s["rss_end_kib"]:>6} KiB  {(s["rss_end_kib"] - s["rss_start_kib"]) * 1024 / c["connected"]:6.0f} B per connection (growth)')
+else:
+    lat, lag = d["latency_us"], d["schedule_lag_us"]
+    print(f'{name:<22} delivered {c["delivered"]:>8} lost {c["lost"]}  {s["cpu_us_per_delivered"]:5.2f} µs/delivery (user {s["user_us_per_delivered"]:4.2f})  '
+          f'p50 {lat["p50"] / 1000:6.1f} ms  p99 {lat["p99"] / 1000:6.1f} ms  behind plan p99 {lag["p99"] / 1000:5.1f} ms')
+PY
+    done
+  done
+done
