@@ -289,6 +289,22 @@ impl Decoder {
         self.head_len == 0 && self.frame.is_none() && !self.assembler.in_message()
     }
 
+    /// Makes an idle decoder ready for another connection of the same limits: compressed
+    /// messages allowed (and inflated with `inflaters`) or not, and a kept message buffer over
+    /// `keep` bytes freed. Holds nothing of the previous connection: an idle decoder's only
+    /// other state is its limits and its (empty) control-frame buffer.
+    pub fn reuse(&mut self, inflaters: Option<InflaterPool>, keep: usize) {
+        debug_assert!(self.is_idle() && self.inflating.is_none());
+        self.frame_cfg.allowed_rsv = if inflaters.is_some() { 0b100 } else { 0 };
+        self.inflaters = inflaters;
+        if let Some(control) = &mut self.control {
+            **control = ControlPayload::EMPTY;
+        }
+        if self.msg.capacity() > keep {
+            self.msg = BytesMut::new();
+        }
+    }
+
     /// Consumes bytes from the front of `input` until an event completes (returned) or the
     /// input runs out (`Ok(None)`, everything consumed). Call again with the rest of the input
     /// after each event. After an error the connection must be failed with the error's close

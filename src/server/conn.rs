@@ -43,9 +43,7 @@ use crate::proto::encode::server_frame;
 use crate::proto::handshake::{
     MAX_REQUEST_LEN, Status, error_response, parse_request, switching_protocols,
 };
-use crate::proto::{
-    CloseCode, ControlPayload, Decoder, DecoderConfig, Event, OpCode, ProtocolError, Role,
-};
+use crate::proto::{CloseCode, ControlPayload, Decoder, Event, OpCode, ProtocolError};
 use crate::rt::{Notify, yield_now};
 use crate::tls::session::{Received, ServerSession};
 
@@ -292,7 +290,9 @@ enum Phase {
         reject: Option<Status>,
     },
     Open {
-        decoder: Box<Decoder>,
+        /// Only while a frame or message is partly read; between messages it is back in the
+        /// worker's pool.
+        decoder: Option<Box<Decoder>>,
         bucket: Option<TokenBucket>,
     },
     /// HTTP/1.1 keep-alive for `/files/`: `head` collects the next request(s).
@@ -767,27 +767,13 @@ impl Reader {
             );
         }
         let opts = &shared.opts;
-        let mut decoder = Decoder::new(DecoderConfig {
-            role: Role::Server,
-            max_frame_size: opts.frame_limit(),
-            max_message_size: opts.max_message_size,
-        });
         if let Some((agreed, _)) = deflate {
-            let pool = self
-                .worker
-                .compression
-                .as_ref()
-                .expect("compression agreed only when on")
-                .borrow()
-                .inflaters
-                .clone();
-            decoder.inflate_with(pool);
             self.conn
                 .deflate_window
                 .set(Some(agreed.server_window_bits));
         }
         self.phase = Phase::Open {
-            decoder: Box::new(decoder),
+            decoder: None,
             // Client protocol sessions limit their commands themselves.
             bucket: if self.client.is_some() {
                 None
@@ -818,6 +804,14 @@ impl Reader {
             let Phase::Open { decoder, .. } = &mut self.phase else {
                 return ControlFlow::Break(());
             };
+            let worker = &self.worker;
+            let decoder = decoder.get_or_insert_with(|| {
+                let inflaters = match (self.conn.deflate_window.get(), &worker.compression) {
+                    (Some(_), Some(c)) => Some(c.borrow().inflaters.clone()),
+                    _ => None,
+                };
+                worker.decoders.take(inflaters)
+            });
             // Inflating happens inside the decoder as bytes arrive: time the calls that do it.
             let timed = self.conn.deflate_window.get().map(|_| Instant::now());
             let was_inflating = decoder.is_inflating();
@@ -832,7 +826,13 @@ impl Reader {
             }
             let decoded = decoded.and_then(|event| self.inflate(event));
             match decoded {
-                Ok(None) => return ControlFlow::Continue(()),
+                Ok(None) => {
+                    // Everything read: between messages the decoder goes back to the pool.
+                    if let Phase::Open { decoder, .. } = &mut self.phase {
+                        self.worker.decoders.give(decoder);
+                    }
+                    return ControlFlow::Continue(());
+                }
                 Ok(Some(event)) => self.on_event(event, now)?,
                 Err(e) => {
                     self.worker
@@ -886,7 +886,14 @@ impl Reader {
         WorkerCounters::add(&counters.inflate_ns, started.elapsed().as_nanos() as u64);
         WorkerCounters::add(&counters.inflated, 1);
         let (m, spent) = inflated?;
-        if let (Some(buf), Phase::Open { decoder, .. }) = (spent, &mut self.phase) {
+        if let (
+            Some(buf),
+            Phase::Open {
+                decoder: Some(decoder),
+                ..
+            },
+        ) = (spent, &mut self.phase)
+        {
             decoder.recycle(buf);
         }
         Ok(Some(Event::Message(m)))

@@ -29,6 +29,7 @@ pub mod check;
 pub mod compression;
 pub mod conn;
 pub mod counters;
+pub mod decoders;
 pub mod files;
 pub mod inbox;
 pub mod listener;

@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 use super::ServerShared;
 use super::compression::WorkerCompression;
 use super::conn::{self, Conn, ConnEvent};
+use super::decoders::DecoderPool;
 use super::inbox::{Control, Inbox, Lost};
 use super::inbox::{Delivery, Target};
 use super::options::RecvMode;
@@ -34,6 +35,7 @@ use super::rooms::{Admit, LocalRoom, LocalRooms, RoomDirectory};
 use super::send_buffers::SendBuffers;
 use crate::api::Survey;
 use crate::proto::handshake::Status;
+use crate::proto::{DecoderConfig, Role};
 use crate::rt::Notify;
 
 /// Idle connections' send buffers a worker keeps for reuse: up to 1 MiB in all (a chat-rate
@@ -41,6 +43,10 @@ use crate::rt::Notify;
 /// 64 KiB. A fixed cost per worker, whatever the number of connections.
 const SEND_BUFFERS_KEPT_BYTES: usize = 1 << 20;
 const SEND_BUFFER_KEPT_LEN: usize = 64 * 1024;
+/// Idle decoders a worker keeps for the next connection that reads (more are freed), and the
+/// largest message buffer one of them keeps.
+const DECODERS_KEPT: usize = 256;
+const DECODER_BUFFER_KEPT_LEN: usize = 8 * 1024;
 
 /// What a worker reports once it is serving.
 #[derive(Debug, Clone)]
@@ -69,6 +75,8 @@ pub struct Worker {
     pub write_batch: RefCell<Vec<bytes::Bytes>>,
     /// Paces the writers: a bounded number of sends per pass of the run queue.
     pub write_turns: crate::rt::Turns,
+    /// Decoders of connections between messages (an idle connection holds none).
+    pub decoders: DecoderPool,
     /// permessage-deflate, with `--compression`.
     pub compression: Option<RefCell<WorkerCompression>>,
     shutdown: Notify,
@@ -431,6 +439,15 @@ pub fn run(
             send_buffers: SendBuffers::new(SEND_BUFFERS_KEPT_BYTES, SEND_BUFFER_KEPT_LEN),
             write_batch: RefCell::new(Vec::new()),
             write_turns: crate::rt::Turns::new(conn::SENDS_PER_PASS),
+            decoders: DecoderPool::new(
+                DecoderConfig {
+                    role: Role::Server,
+                    max_frame_size: opts.frame_limit(),
+                    max_message_size: opts.max_message_size,
+                },
+                DECODERS_KEPT,
+                DECODER_BUFFER_KEPT_LEN,
+            ),
             compression: opts
                 .compression
                 .settings()
