@@ -8,6 +8,7 @@
 #     b1k      broadcast, 1,000 clients × 100 msg/s, 12 s: CPU per delivery, latency
 #     b10k     broadcast, 10,000 clients × 10 msg/s, 15 s
 #     b10k100  broadcast, 10,000 clients × 100 msg/s, 10 s + 10 s drain (both cores saturated)
+#     connect  10,000 new wss connections at 2,000/s: server CPU per connection
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?out dir}; ROUNDS=${2:?rounds}; shift 2
@@ -28,6 +29,7 @@ for r in $(seq 1 "$ROUNDS"); do
         b1k) args=("${b[@]}" --clients 1000 --rate 100 --duration 12s) ;;
         b10k) args=("${b[@]}" --clients 10000 --rate 10 --duration 15s) ;;
         b10k100) args=("${b[@]}" --clients 10000 --rate 100 --duration 10s --drain 10s) ;;
+        connect) args=(connect --url "wss://127.0.0.1:$PORT/connect" --clients 10000 --connect-rate 2000) ;;
         *) echo "unknown scenario $sc" >&2; exit 2 ;;
       esac
       start_server
@@ -37,7 +39,9 @@ for r in $(seq 1 "$ROUNDS"); do
 import json, sys
 d = json.load(open(sys.argv[1])); s, c = d["server"], d["counts"]
 name = sys.argv[1].split("/")[-2]
-if name.startswith("idle"):
+if name.startswith("connect"):
+    print(f'{name:<22} connected {c["connected"]:>6}  {s["cpu_s"] * 1e6 / c["connected"]:6.0f} µs server CPU per connection (user {s["user_s"] * 1e6 / c["connected"]:4.0f})')
+elif name.startswith("idle"):
     print(f'{name:<22} connected {c["connected"]:>6}  RSS at the end {s["rss_end_kib"]:>6} KiB  {(s["rss_end_kib"] - s["rss_start_kib"]) * 1024 / c["connected"]:6.0f} B per connection (growth)')
 else:
     lat, lag = d["latency_us"], d["schedule_lag_us"]

@@ -144,3 +144,53 @@ async fn session_tickets_by_default_and_none_when_asked() {
         assert_eq!(got, want, "tickets with {flags:?}");
     }
 }
+
+#[tokio::test]
+async fn the_server_picks_aes_128_gcm_first_and_still_serves_every_other_suite() {
+    use rustls::CipherSuite as S;
+    let srv = start(&[]);
+    // rustls clients list AES-256-GCM first: the server's order wins.
+    for (versions, want) in [
+        (&[&rustls::version::TLS13][..], S::TLS13_AES_128_GCM_SHA256),
+        (
+            &[&rustls::version::TLS12][..],
+            S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+    ] {
+        let raw = srv.raw_with(config(&srv, versions, &[b"http/1.1"])).await;
+        let (_, session) = raw.tls.get_ref();
+        let got = session.negotiated_cipher_suite().map(|s| s.suite());
+        assert_eq!(got, Some(want));
+    }
+    // A client offering only one other suite gets it, and the connection carries frames.
+    for only in [
+        S::TLS13_AES_256_GCM_SHA384,
+        S::TLS13_CHACHA20_POLY1305_SHA256,
+    ] {
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites.retain(|s| s.suite() == only);
+        let pem = std::fs::read(srv.cert_path()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap())
+            .unwrap();
+        let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        c.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut raw = srv.raw_with(Arc::new(c)).await;
+        let (_, session) = raw.tls.get_ref();
+        assert_eq!(
+            session.negotiated_cipher_suite().map(|s| s.suite()),
+            Some(only)
+        );
+        raw.upgrade("/tls").await;
+        raw.frame(true, OpCode::Text, b"any suite").await;
+        let Some(Event::Message(m)) = raw.event().await else {
+            panic!("echo")
+        };
+        assert_eq!(m.text(), Some("any suite"), "{only:?}");
+    }
+}
