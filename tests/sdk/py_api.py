@@ -191,6 +191,11 @@ async def metrics_move():
     assert m[("ringcast_connections", (("transport", "protocol"),))] >= 1, m
     assert m[("ringcast_subscriptions", ())] >= 1, m
     assert m[("ringcast_frames_out_total", ())] >= 3, m
+    assert m[("ringcast_sends_total", ())] >= 1, m
+    per_worker = [v for (name, _), v in m.items() if name == "ringcast_worker_connections"]
+    assert per_worker and sum(per_worker) == sum(
+        v for (name, _), v in m.items() if name == "ringcast_connections"
+    ), m
     assert m[("ringcast_history_bytes", ())] > 0, m
     await c.disconnect()
 
