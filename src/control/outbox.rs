@@ -112,6 +112,9 @@ async fn apply_batch(
         .query(&table.select_sql(), &[&(settings.batch as i64)])
         .await?;
     let mut ids = Vec::with_capacity(rows.len());
+    // Counted once the batch is marked: a batch retried after the database went away before
+    // COMMIT is applied again (its publishes deduplicated by their keys), not counted again.
+    let (mut applied, mut failed_rows) = (0, 0);
     let host = ControlHost(&state.shared);
     for row in &rows {
         let id: i64 = row.get(0);
@@ -135,9 +138,9 @@ async fn apply_batch(
             }
         };
         match failed {
-            None => figures(state).applied += 1,
+            None => applied += 1,
             Some(why) => {
-                figures(state).failed += 1;
+                failed_rows += 1;
                 warn!(
                     id,
                     method, "outbox row failed (marked processed, not retried): {why}"
@@ -150,6 +153,8 @@ async fn apply_batch(
         tx.execute(&table.mark_sql(), &[&ids]).await?;
     }
     tx.commit().await?;
+    figures(state).applied += applied;
+    figures(state).failed += failed_rows;
     let lag: f64 = client.query_one(&table.lag_sql(), &[]).await?.get(0);
     figures(state).lag_seconds = lag;
     Ok(ids.len())
