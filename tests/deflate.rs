@@ -80,12 +80,14 @@ async fn a_broadcast_is_compressed_once_per_worker_and_plain_for_the_others() {
     let mut plain = s.raw().await;
     plain.upgrade("/fanout").await;
     // SO_REUSEPORT spreads connections by a hash of their ports: connect until both workers
-    // hold members (six at least).
-    while compressing.len() < 6 || s.handle().connections_per_worker().contains(&0) {
+    // hold compressing members (six at least) — the plain one alone on a worker is not enough.
+    let mut compressing_on = vec![0usize; s.handle().connections_per_worker().len()];
+    while compressing.len() < 6 || compressing_on.contains(&0) {
         assert!(
             compressing.len() < 64,
             "connections never reached both workers"
         );
+        let before = s.handle().connections_per_worker();
         let mut raw = s.raw().await;
         let req = common::upgrade_request("/fanout").replace(
             "\r\n\r\n",
@@ -94,6 +96,12 @@ async fn a_broadcast_is_compressed_once_per_worker_and_plain_for_the_others() {
         assert!(raw.http(&req).await.contains("permessage-deflate"));
         raw.allow_compression();
         compressing.push(raw);
+        let after = s.handle().connections_per_worker();
+        for (w, (a, b)) in after.iter().zip(&before).enumerate() {
+            if a > b {
+                compressing_on[w] += 1;
+            }
+        }
     }
 
     let payload = big_json();
