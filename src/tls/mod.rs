@@ -102,7 +102,7 @@ pub fn server_config(
     Ok((Arc::new(config), origin, resolver))
 }
 
-/// ring's provider with the AES-128-GCM suites first. rustls clients (loadgen's, the peers')
+/// ring's provider with the AES-128-GCM suites first. rustls clients (loadgen among them)
 /// list AES-256-GCM-SHA384 first, and its SHA-384 key schedule runs on SHA-512 compression, which
 /// has no instructions on x86 CPUs: it was 11 % of the server's CPU per new connection in
 /// `perf`, against SHA-256's SHA-NI; AES-128 also seals each record in 10 rounds instead of 14
