@@ -13,6 +13,21 @@ fn config(
     versions: &[&'static rustls::SupportedProtocolVersion],
     alpn: &[&[u8]],
 ) -> Arc<rustls::ClientConfig> {
+    config_with(
+        srv,
+        rustls::crypto::ring::default_provider(),
+        versions,
+        alpn,
+    )
+}
+
+/// [`config`] with a provider of the test's choosing (its cipher suites).
+fn config_with(
+    srv: &TestServer,
+    provider: rustls::crypto::CryptoProvider,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
     let roots = {
         // Same trust as the harness, rebuilt for the chosen versions.
         let pem = std::fs::read(srv.cert_path()).unwrap();
@@ -21,13 +36,11 @@ fn config(
             .unwrap();
         r
     };
-    let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(versions)
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(c)
 }
@@ -169,18 +182,8 @@ async fn the_server_picks_aes_128_gcm_first_and_still_serves_every_other_suite()
     ] {
         let mut provider = rustls::crypto::ring::default_provider();
         provider.cipher_suites.retain(|s| s.suite() == only);
-        let pem = std::fs::read(srv.cert_path()).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap())
-            .unwrap();
-        let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        c.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let mut raw = srv.raw_with(Arc::new(c)).await;
+        let c = config_with(&srv, provider, &[&rustls::version::TLS13], &[b"http/1.1"]);
+        let mut raw = srv.raw_with(c).await;
         let (_, session) = raw.tls.get_ref();
         assert_eq!(
             session.negotiated_cipher_suite().map(|s| s.suite()),
