@@ -131,6 +131,22 @@ impl Conn {
         }
     }
 
+    /// Hints the CPU to load what [`send`](Self::send) reads first (a fan-out calls it for a
+    /// connection a few places ahead; a connection's state is cold when a broadcast reaches it).
+    pub fn prefetch(&self) {
+        crate::rt::prefetch(&self.out);
+        crate::rt::prefetch(&self.wake_writer);
+        crate::rt::prefetch(&self.deflate_window);
+    }
+
+    /// Hints the CPU to load the slot the next queued frame goes to (after [`prefetch`](Self::prefetch),
+    /// which loads the queue's header).
+    pub fn prefetch_queue(&self) {
+        if let Ok(out) = self.out.try_borrow() {
+            crate::rt::prefetch(out.next_slot());
+        }
+    }
+
     /// The fan-out saw this connection miss a publication of `channel`: the reader tells the
     /// session (which unsubscribes with 2500 or disconnects with 3010).
     pub fn report_gap(&self, channel: std::sync::Arc<str>) {

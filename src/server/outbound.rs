@@ -113,6 +113,16 @@ impl Outbound {
         self.queued_bytes + self.in_flight
     }
 
+    /// Where the next queued frame will be written, for a prefetch hint. Wrong (one past the
+    /// buffer's end) when the frame wraps to the buffer's start or the queue must grow, which
+    /// a hint tolerates.
+    pub fn next_slot(&self) -> *const Bytes {
+        match self.queue.as_slices() {
+            (front, []) => front.as_ptr_range().end,
+            (_, back) => back.as_ptr_range().end,
+        }
+    }
+
     /// Moves every queued frame into `batch` (for one coalesced write).
     pub fn drain_into(&mut self, batch: &mut Vec<Bytes>) {
         batch.extend(self.queue.drain(..));
@@ -130,6 +140,34 @@ mod tests {
 
     fn frame(n: usize) -> Bytes {
         Bytes::from(vec![0; n])
+    }
+
+    #[test]
+    fn next_slot_is_where_the_next_frame_lands() {
+        let mut o = Outbound::new(1 << 20);
+        o.queue = VecDeque::with_capacity(8);
+        // Never more than 7 queued (no reallocation); the head moves by 5 a round, so the
+        // queue wraps around the buffer's end in later rounds.
+        let mut wrapped = 0;
+        for round in 0..8 {
+            while o.queue.len() < 6 {
+                o.offer(frame(1));
+            }
+            let slot = o.next_slot();
+            o.offer(frame(1));
+            let (a, b) = o.queue.as_slices();
+            if b.len() == 1 {
+                // The documented miss: the frame wrapped to the buffer's start; the hint
+                // pointed one past the end.
+                assert_eq!(slot, a.as_ptr_range().end, "round {round}");
+                wrapped += 1;
+            } else {
+                let last = b.last().or(a.last()).expect("queued");
+                assert_eq!(slot, last as *const Bytes, "round {round}");
+            }
+            o.queue.drain(..5);
+        }
+        assert!(wrapped < 8, "most rounds must not wrap");
     }
 
     #[test]

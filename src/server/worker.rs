@@ -31,7 +31,7 @@ use super::decoders::DecoderPool;
 use super::inbox::{Control, Inbox, Lost};
 use super::inbox::{Delivery, Target};
 use super::options::RecvMode;
-use super::rooms::{Admit, LocalRoom, LocalRooms, RoomDirectory};
+use super::rooms::{Admit, LocalRoom, LocalRooms, Member, RoomDirectory};
 use super::send_buffers::SendBuffers;
 use crate::api::Survey;
 use crate::proto::handshake::Status;
@@ -110,11 +110,10 @@ impl Worker {
     }
 
     fn fan_out(&self, room: &LocalRoom, frame: &Bytes) {
+        let frame = &own_copy(frame, room.members.len());
         let conns = self.conns.borrow();
-        for (_, m) in room.members.iter() {
-            if let Some(c) = conns.get(m.conn) {
-                c.send(self, frame.clone());
-            }
+        for (_, c) in members_prefetched(room, &conns) {
+            c.send(self, frame.clone());
         }
     }
 
@@ -122,9 +121,9 @@ impl Worker {
     /// has the offset (recovery overlap) is skipped; one that would miss an offset is told
     /// (insufficient state) instead of skipping silently.
     fn fan_out_channel(&self, room: &LocalRoom, frame: &Bytes, offset: u64) {
+        let frame = &own_copy(frame, room.members.len());
         let conns = self.conns.borrow();
-        for (_, m) in room.members.iter() {
-            let Some(c) = conns.get(m.conn) else { continue };
+        for (m, c) in members_prefetched(room, &conns) {
             match m.admit(offset) {
                 Admit::Deliver => c.send(self, frame.clone()),
                 Admit::Skip => {}
@@ -337,6 +336,53 @@ impl Worker {
             );
         }
     }
+}
+
+/// Fan-outs to at least this many of a worker's connections queue a copy of the frame of the
+/// worker's own (see [`own_copy`]).
+const OWN_COPY_MIN_MEMBERS: usize = 32;
+
+/// The frame a fan-out to `members` connections queues: a worker's own copy when they are many.
+/// Every queued clone increments the frame's reference count (a locked add); with one `Bytes`
+/// shared by both workers, their fan-outs incremented the same cache line thousands of times
+/// at once and each increment waited for the line — 6.4 % of the server's CPU in a saturated
+/// broadcast (results/fan-out-memory.md). One copy per worker per publication ends the sharing.
+fn own_copy(frame: &Bytes, members: usize) -> Bytes {
+    if members >= OWN_COPY_MIN_MEMBERS {
+        Bytes::copy_from_slice(frame)
+    } else {
+        frame.clone()
+    }
+}
+
+/// How many members ahead a fan-out prefetches: a connection's state at twice this distance,
+/// then the slot its queue writes to at this distance (which needs the state already loaded).
+const PREFETCH_AHEAD: usize = 8;
+
+/// A room's members on this worker with their connections, prefetching ahead: a fan-out's
+/// `send` to thousands of connections otherwise waits for memory at each (a connection's state
+/// and its queue are cold by the time the next publication reaches it; `Conn::send` was 9.7 %
+/// of the server's CPU in a saturated broadcast, most of it two cache misses —
+/// results/fan-out-memory.md).
+fn members_prefetched<'a>(
+    room: &'a LocalRoom,
+    conns: &'a Slab<Rc<Conn>>,
+) -> impl Iterator<Item = (&'a Member, &'a Conn)> + 'a {
+    let mut far = room.members.iter().skip(2 * PREFETCH_AHEAD);
+    let mut near = room.members.iter().skip(PREFETCH_AHEAD);
+    room.members.iter().filter_map(move |(_, m)| {
+        if let Some((_, f)) = far.next()
+            && let Some(c) = conns.get(f.conn)
+        {
+            c.prefetch();
+        }
+        if let Some((_, n)) = near.next()
+            && let Some(c) = conns.get(n.conn)
+        {
+            c.prefetch_queue();
+        }
+        conns.get(m.conn).map(|c| (m, &**c))
+    })
 }
 
 /// Puts a channel's frame into the inbox of every worker with subscribers, the caller's own
