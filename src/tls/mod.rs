@@ -278,6 +278,22 @@ mod tests {
     }
 
     #[test]
+    fn the_servers_x25519_is_aws_lc_in_rings_place() {
+        let names = |p: &CryptoProvider| p.kx_groups.iter().map(|g| g.name()).collect::<Vec<_>>();
+        let ours = server_provider();
+        assert_eq!(
+            names(&ours),
+            names(&rustls::crypto::ring::default_provider())
+        );
+        let x = ours
+            .kx_groups
+            .iter()
+            .find(|g| g.name() == rustls::NamedGroup::X25519)
+            .expect("X25519 offered");
+        assert!(std::ptr::addr_eq(*x, x25519::X25519));
+    }
+
+    #[test]
     fn dev_certificate_is_made_once_then_reused() {
         let d = tempdir("dev");
         let (_, o1, _) = server_config(None, &d, 0).unwrap();
