@@ -35,19 +35,7 @@ for r in $(seq 1 "$ROUNDS"); do
       start_server
       target/release/loadgen "${args[@]}" --ca certs/dev-cert.pem --server-pid "$server_pid" --out "$OUT/$sc-$name-r$r" >/dev/null 2>&1 || echo "($sc-$name-r$r: loadgen exit $?)" >&2
       stop_server
-      python3 - "$OUT/$sc-$name-r$r/summary.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1])); s, c = d["server"], d["counts"]
-name = sys.argv[1].split("/")[-2]
-if name.startswith("connect"):
-    print(f'{name:<22} connected {c["connected"]:>6}  {s["cpu_s"] * 1e6 / c["connected"]:6.0f} µs server CPU per connection (user {s["user_s"] * 1e6 / c["connected"]:4.0f})')
-elif name.startswith("idle"):
-    print(f'{name:<22} connected {c["connected"]:>6}  RSS at the end {s["rss_end_kib"]:>6} KiB  {(s["rss_end_kib"] - s["rss_start_kib"]) * 1024 / c["connected"]:6.0f} B per connection (growth)')
-else:
-    lat, lag = d["latency_us"], d["schedule_lag_us"]
-    print(f'{name:<22} delivered {c["delivered"]:>8} lost {c["lost"]}  {s["cpu_us_per_delivered"]:5.2f} µs/delivery (user {s["user_us_per_delivered"]:4.2f})  '
-          f'p50 {lat["p50"] / 1000:6.1f} ms  p99 {lat["p99"] / 1000:6.1f} ms  behind plan p99 {lag["p99"] / 1000:5.1f} ms')
-PY
+      results/summary_line.py "$OUT/$sc-$name-r$r"
     done
   done
 done

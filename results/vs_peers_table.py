@@ -5,11 +5,12 @@ floor (same round).
 
 usage: results/vs_peers_table.py DIR
 """
-import json
 import os
 import re
 import sys
 from collections import defaultdict
+
+from summary_line import figures
 
 out = sys.argv[1]
 runs = defaultdict(dict)  # (scenario, round) -> server -> figures
@@ -27,23 +28,7 @@ for name in sorted(os.listdir(out)):
     if not m or not os.path.exists(summary):
         continue
     scenario, server, rnd = m[1], m[2], int(m[3])
-    d = json.load(open(summary))
-    s, c = d["server"], d["counts"]
-    fig = {}
-    if scenario == "connect":
-        fig["cpu per connection µs"] = s["cpu_s"] * 1e6 / max(c["connected"], 1)
-        line = f'connected {c["connected"]:>6}  {fig["cpu per connection µs"]:6.1f} µs server CPU per connection'
-    elif scenario == "idle":
-        fig["RSS per idle connection B"] = (s["rss_end_kib"] - s["rss_start_kib"]) * 1024 / max(c["connected"], 1)
-        line = f'connected {c["connected"]:>6}  {fig["RSS per idle connection B"]:7.0f} B per connection (RSS growth)'
-    else:
-        lat, lag = d["latency_us"]["p99"] / 1000, d["schedule_lag_us"]["p99"] / 1000
-        fig["CPU per delivery µs"] = s["cpu_us_per_delivered"]
-        fig["p99 ms"] = lat
-        fig["lost"] = c["lost"]
-        fig["loadgen limited"] = lag >= 0.1 * lat
-        line = (f'delivered {c["delivered"]:>9} lost {c["lost"]:>6}  {s["cpu_us_per_delivered"]:5.2f} µs/delivery '
-                f'(user {s["user_us_per_delivered"]:4.2f})  p99 {lat:8.2f} ms  behind plan p99 {lag:7.2f} ms')
+    fig, line = figures(scenario, path)
     runs[(scenario, rnd)][server] = fig
     print(f"{name:<28} {line}")
 
