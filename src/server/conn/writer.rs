@@ -32,11 +32,12 @@ pub(crate) const SENDS_PER_PASS: usize = 128;
 pub(super) async fn write_loop(worker: Rc<Worker>, conn: Rc<Conn>) {
     let mut buf: Vec<u8> = Vec::new();
     loop {
-        if buf.capacity() == 0 && !conn.out.borrow().is_empty() {
-            buf = worker.send_buffers.take();
-        }
         if !conn.out.borrow().is_empty() {
             worker.write_turns.take().await;
+            if buf.capacity() == 0 {
+                // Taken after the turn: a writer waiting for its turn holds no buffer.
+                buf = worker.send_buffers.take();
+            }
         }
         let finishing = {
             let mut out = conn.out.borrow_mut();
