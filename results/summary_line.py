@@ -24,6 +24,11 @@ def figures(scenario, path):
         fig["RSS per idle connection B"] = (s["rss_end_kib"] - s["rss_start_kib"]) * 1024 / max(c["connected"], 1)
         line = (f'connected {c["connected"]:>6}  RSS at the end {s["rss_end_kib"]:>6} KiB  '
                 f'{fig["RSS per idle connection B"]:6.0f} B per connection (growth)')
+        m = d.get("idle_marginal")
+        if m:  # loadgen since 2026-12-03: from a tenth connected to all, one-time costs left out
+            fig["RSS per idle connection B, marginal"] = m["bytes_per_connection"]
+            line += f'  {m["bytes_per_connection"]:6.0f} B marginal (from {m["from_connected"]})'
+
     else:
         lat, lag = d["latency_us"], d["schedule_lag_us"]
         p99, behind = lat["p99"] / 1000, lag["p99"] / 1000

@@ -43,6 +43,7 @@ FIGURES = [
     ("b10k100", "p99 ms", None),
     ("b10k100", "lost", None),
     ("idle", "RSS per idle connection B", None),
+    ("idle", "RSS per idle connection B, marginal", None),
     ("connect", "cpu per connection µs", None),
 ]
 servers = sorted({s for v in runs.values() for s in v}, key=lambda s: (s != "ringcast", s))
@@ -50,21 +51,22 @@ print()
 print("| scenario | figure | " + " | ".join(servers) + " | ringcast ÷ best peer | ringcast ÷ floor |")
 print("|---|---|" + "---|" * (len(servers) + 2))
 for scenario, figure, floor_kind in FIGURES:
-    rounds = sorted(r for (sc, r) in runs if sc == scenario)
+    # A figure older runs do not have (the marginal idle memory) is left out for them.
+    rounds = sorted(r for (sc, r) in runs if sc == scenario and any(figure in f for f in runs[(sc, r)].values()))
     if not rounds:
         continue
     cells, vs_peer, vs_floor = [], [], []
     for s in servers:
-        vals = [runs[(scenario, r)][s][figure] for r in rounds if s in runs[(scenario, r)]]
+        vals = [runs[(scenario, r)][s][figure] for r in rounds if figure in runs[(scenario, r)].get(s, {})]
         limited = any(runs[(scenario, r)][s].get("loadgen limited") for r in rounds if s in runs[(scenario, r)])
         mark = "*" if figure == "p99 ms" and limited else ""
         num = lambda v: f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
         cells.append("–" if not vals else (f"{num(min(vals))}–{num(max(vals))}" if len(vals) > 1 else num(vals[0])) + mark)
     for r in rounds:
         row = runs[(scenario, r)]
-        if "ringcast" not in row:
+        if figure not in row.get("ringcast", {}):
             continue
-        peers = [v[figure] for k, v in row.items() if k != "ringcast"]
+        peers = [v[figure] for k, v in row.items() if k != "ringcast" and figure in v]
         if peers and figure != "lost" and min(peers) > 0:
             vs_peer.append(row["ringcast"][figure] / min(peers))
         if floor_kind and (floor_kind, r) in floors:

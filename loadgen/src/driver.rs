@@ -14,7 +14,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::cli::{Cli, Command, Conn, Traffic};
 use crate::client::Target;
-use crate::report::{self, Counts, Percentiles, ProcDelta, Summary};
+use crate::report::{self, Counts, IdleMarginal, Percentiles, ProcDelta, Summary};
 use crate::run::{self, Mode, Plan, Shared, WorkerResult};
 use crate::sys;
 
@@ -292,9 +292,22 @@ fn load(
 
     let t0 = Instant::now();
     let mut progress = Progress::new(shared.clone());
+    // `idle`: the server sampled once a tenth of the clients are connected (IdleMarginal).
+    let mut at_tenth: Option<(u64, sys::ProcSample)> = None;
     while shared.connected.load(Ordering::Acquire) + shared.failed.load(Ordering::Acquire)
         < plan.clients
     {
+        let connected_now = shared.connected.load(Ordering::Acquire) as u64;
+        if mode == Mode::Idle
+            && at_tenth.is_none()
+            && connected_now >= (plan.clients / 10).max(1) as u64
+        {
+            if let Some(sample) = server_sample() {
+                // Connections may open while /proc is read: count the middle.
+                let after = shared.connected.load(Ordering::Acquire) as u64;
+                at_tenth = Some(((connected_now + after) / 2, sample));
+            }
+        }
         progress.tick(false);
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -417,6 +430,15 @@ fn load(
         handshake_us: Percentiles::of(&r.handshake),
         connect_wall_s: sys::secs(connect_wall),
         handshakes_per_s: connected as f64 / sys::secs(connect_wall).max(1e-9),
+        idle_marginal: match (at_tenth, sv_b) {
+            (Some((from, a)), Some(b)) if connected > from => Some(IdleMarginal {
+                from_connected: from,
+                rss_from_kib: a.rss_kib,
+                bytes_per_connection: b.rss_kib.saturating_sub(a.rss_kib) as f64 * 1024.0
+                    / (connected - from) as f64,
+            }),
+            _ => None,
+        },
         loadgen: ProcDelta::between(me_a, me_b, per_delivered),
         server: match (sv_a, sv_b) {
             (Some(a), Some(b)) => Some(ProcDelta::between(a, b, per_delivered)),
@@ -436,6 +458,12 @@ fn load(
         eprintln!(
             "server memory per idle connection: {per:.0} bytes (RSS growth / {connected} connections)"
         );
+        if let Some(m) = &summary.idle_marginal {
+            eprintln!(
+                "  {:.0} bytes per connection from {} to {connected} connected (without what the server allocates once)",
+                m.bytes_per_connection, m.from_connected
+            );
+        }
     }
     if let Some(dir) = &conn.out {
         report::write_outputs(dir, &summary, &r.latency, &r.handshake)?;

@@ -112,6 +112,21 @@ pub struct Summary {
     pub handshakes_per_s: f64,
     pub loadgen: ProcDelta,
     pub server: Option<ProcDelta>,
+    /// `idle` with `--server-pid`: the server's memory per connection from a tenth of the
+    /// clients connected to all of them, without what the server allocates once however many
+    /// connect (its RSS before the first connection moves from run to run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_marginal: Option<IdleMarginal>,
+}
+
+/// The server's RSS growth per connection between two points of an `idle` run.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct IdleMarginal {
+    /// Connections open at the first sample (a tenth of the clients).
+    pub from_connected: u64,
+    pub rss_from_kib: u64,
+    /// (RSS at the end − RSS at the first sample) ÷ the connections opened in between.
+    pub bytes_per_connection: f64,
 }
 
 /// CPU used and memory between two samples.
@@ -523,6 +538,7 @@ mod tests {
             handshakes_per_s: 0.0,
             loadgen: ProcDelta::default(),
             server: None,
+            idle_marginal: None,
         };
         let t = compare(&[mk("a", 100), mk("b", 250)]);
         assert!(t.contains("| p50 µs | 100 | 250 (×2.50) |"), "{t}");

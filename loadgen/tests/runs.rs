@@ -349,15 +349,30 @@ fn connect_storm_and_idle_report_what_they_measure() {
         "idle",
         &idle_out,
         "50",
-        &["--hold", "300ms", "--server-pid", &pid],
+        // Paced so that the tenth is seen on the way (it is sampled between progress ticks).
+        &[
+            "--hold",
+            "300ms",
+            "--server-pid",
+            &pid,
+            "--connect-rate",
+            "200",
+        ],
     );
     assert!(ok, "{log}");
     assert!(log.contains("server memory per idle connection"), "{log}");
+    let s = summary(&idle_out);
+    assert!(s["server"]["rss_end_kib"].as_u64().unwrap() > 0);
+    // The marginal figure: sampled once a tenth (5) were connected, before all 50.
+    let from = s["idle_marginal"]["from_connected"].as_u64().unwrap();
+    assert!((5..50).contains(&from), "{s}");
     assert!(
-        summary(&idle_out)["server"]["rss_end_kib"]
-            .as_u64()
-            .unwrap()
-            > 0
+        s["idle_marginal"]["bytes_per_connection"].is_number(),
+        "{s}"
+    );
+    assert!(
+        log.contains(&format!("from {from} to 50 connected")),
+        "{log}"
     );
 }
 
