@@ -85,20 +85,8 @@ async fn fragmented_message_is_delivered_whole() {
 #[tokio::test]
 async fn broadcast_crosses_workers() {
     let srv = start(&["--workers", "2"]);
-    let mut clients = Vec::new();
-    // Connect until both workers hold members of the room (the kernel spreads by 4-tuple hash).
-    for _ in 0..64 {
-        clients.push(srv.ws("/x").await);
-        let per = srv.handle().connections_per_worker();
-        if clients.len() >= 4 && per.iter().all(|&n| n > 0) {
-            break;
-        }
-    }
-    let per = srv.handle().connections_per_worker();
-    assert!(
-        per.iter().all(|&n| n > 0),
-        "connections did not spread over both workers: {per:?}"
-    );
+    // Connect until both workers hold members of the room.
+    let mut clients = connect_on_every_worker(&srv, 4, |_| srv.ws("/x")).await;
     for i in 0..3 {
         let text = format!("message {i}");
         send_text(&mut clients[i], &text).await;

@@ -132,24 +132,17 @@ fn error_code(r: &Value) -> u64 {
 #[tokio::test]
 async fn publication_reaches_subscribers_on_both_workers() {
     let s = server(&[]);
-    let mut subs = Vec::new();
-    // Subscribe until both workers hold subscribers (the kernel spreads connections by 4-tuple
-    // hash: six could all land on one worker, 1 run in 32 — seen in CI).
-    for i in 0..64 {
-        let mut w = connected(&s, &format!("u{i}")).await;
-        send_text(&mut w, r#"{"id":2,"subscribe":{"channel":"chat:room"}}"#).await;
-        assert_eq!(reply(&mut w).await, json!({"id":2,"subscribe":{}}));
-        subs.push(w);
-        let workers = s.handle().connections_per_worker();
-        if subs.len() >= 6 && workers.iter().all(|&n| n > 0) {
-            break;
+    // Subscribe until both workers hold subscribers (six at least).
+    let mut subs = common::connect_on_every_worker(&s, 6, |i| {
+        let s = &s;
+        async move {
+            let mut w = connected(s, &format!("u{i}")).await;
+            send_text(&mut w, r#"{"id":2,"subscribe":{"channel":"chat:room"}}"#).await;
+            assert_eq!(reply(&mut w).await, json!({"id":2,"subscribe":{}}));
+            w
         }
-    }
-    let workers = s.handle().connections_per_worker();
-    assert!(
-        workers.iter().all(|&n| n > 0),
-        "connections on every worker: {workers:?}"
-    );
+    })
+    .await;
     send_text(
         &mut subs[0],
         r#"{"id":3,"publish":{"channel":"chat:room","data":{"text":"hi"}}}"#,

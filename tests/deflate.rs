@@ -76,18 +76,11 @@ fn big_json() -> Vec<u8> {
 #[tokio::test]
 async fn a_broadcast_is_compressed_once_per_worker_and_plain_for_the_others() {
     let s = common::start(&["--compression"]);
-    let mut compressing = Vec::new();
     let mut plain = s.raw().await;
     plain.upgrade("/fanout").await;
-    // SO_REUSEPORT spreads connections by a hash of their ports: connect until both workers
-    // hold compressing members (six at least) — the plain one alone on a worker is not enough.
-    let mut compressing_on = vec![0usize; s.handle().connections_per_worker().len()];
-    while compressing.len() < 6 || compressing_on.contains(&0) {
-        assert!(
-            compressing.len() < 64,
-            "connections never reached both workers"
-        );
-        let before = s.handle().connections_per_worker();
+    // Until both workers hold compressing members (six at least): the plain one alone on a
+    // worker is not enough.
+    let mut compressing = common::connect_on_every_worker(&s, 6, |_| async {
         let mut raw = s.raw().await;
         let req = common::upgrade_request("/fanout").replace(
             "\r\n\r\n",
@@ -95,14 +88,9 @@ async fn a_broadcast_is_compressed_once_per_worker_and_plain_for_the_others() {
         );
         assert!(raw.http(&req).await.contains("permessage-deflate"));
         raw.allow_compression();
-        compressing.push(raw);
-        let after = s.handle().connections_per_worker();
-        for (w, (a, b)) in after.iter().zip(&before).enumerate() {
-            if a > b {
-                compressing_on[w] += 1;
-            }
-        }
-    }
+        raw
+    })
+    .await;
 
     let payload = big_json();
     compressing[0].frame(true, OpCode::Text, &payload).await;

@@ -1,11 +1,12 @@
-//! One connection: two tasks on the worker's runtime sharing a [`Conn`].
+//! One connection: its reader task and the worker's writer sharing a [`Conn`].
 //!
-//! - the **reader** receives (multishot recv into the worker's buffer ring, or single reads),
-//!   feeds the TLS session, upgrades HTTP → WebSocket, decodes frames and acts on them: publish
+//! - the **reader** (a task per connection) receives (multishot recv into the worker's buffer
+//!   ring, or single reads), feeds the TLS session, upgrades HTTP → WebSocket, decodes frames and acts on them: publish
 //!   a message to the room, answer a Ping, echo a Close; it also owns the timers (handshake
 //!   deadline, heartbeat Pings, idle timeout, waiting for the peer's Close);
-//! - the **writer** ([`writer`]) waits until something is queued, then writes everything queued
-//!   as one coalesced TLS write and one send — one send in flight per connection.
+//! - the worker's **writer** ([`writer`], one task per worker) takes the connection when
+//!   something is queued and writes everything queued as one coalesced TLS write and one send —
+//!   one send in flight per connection.
 //!
 //! Closing: whoever decides queues a Close frame in [`Outbound`]. If the peer closed first, or
 //! the stream is broken (protocol error), the connection ends once the Close is sent; if the
@@ -48,7 +49,8 @@ use crate::rt::{Notify, yield_now};
 use crate::tls::session::{Received, ServerSession};
 
 mod writer;
-pub(crate) use writer::SENDS_PER_PASS;
+use writer::WriteState;
+pub(crate) use writer::{Writers, flush_loop};
 
 /// Payload of the server's heartbeat Pings.
 const PING_PAYLOAD: &[u8] = b"ringcast";
@@ -66,7 +68,11 @@ pub struct Conn {
     stream: TcpStream,
     session: RefCell<ServerSession>,
     out: RefCell<Outbound>,
-    wake_writer: Notify,
+    /// Where its writing stands (the worker's [`writer`] drives it).
+    write: RefCell<WriteState>,
+    writers: Rc<Writers>,
+    /// Its sends complete with this waker (it tells the worker's writer which connection).
+    send_done: std::task::Waker,
     wake_reader: Notify,
     /// The server sent a Close and waits for the peer's until then.
     close_deadline: Cell<Option<Instant>>,
@@ -111,7 +117,7 @@ impl Conn {
         let offer = self.out.borrow_mut().offer(frame);
         WorkerCounters::add(&counters.frames_out, 1);
         match offer {
-            Offer::Queued => self.wake_writer.notify(),
+            Offer::Queued => self.writers.schedule(self),
             Offer::Closing => {}
             Offer::Overflow => {
                 worker
@@ -135,7 +141,7 @@ impl Conn {
     /// connection a few places ahead; a connection's state is cold when a broadcast reaches it).
     pub fn prefetch(&self) {
         crate::rt::prefetch(&self.out);
-        crate::rt::prefetch(&self.wake_writer);
+        crate::rt::prefetch(&self.write);
         crate::rt::prefetch(&self.deflate_window);
     }
 
@@ -162,7 +168,7 @@ impl Conn {
     /// Queues bytes of an HTTP answer (`/files/`); false when the connection is closing.
     pub fn push_raw(&self, bytes: Bytes) -> bool {
         let ok = self.out.borrow_mut().push_raw(bytes);
-        self.wake_writer.notify();
+        self.writers.schedule(self);
         ok
     }
 
@@ -203,7 +209,7 @@ impl Conn {
     /// Queues the answer to the upgrade request (101 or an HTTP error).
     fn send_handshake(&self, answer: Vec<u8>) {
         self.out.borrow_mut().push_handshake(Bytes::from(answer));
-        self.wake_writer.notify();
+        self.writers.schedule(self);
     }
 
     /// Starts the closing handshake from the server's side: Close frame, then wait up to
@@ -216,7 +222,7 @@ impl Conn {
         if self.out.borrow_mut().push_close(frame, discard_pending) {
             self.closed_with.set(Some((code.0, true)));
             self.close_deadline.set(Some(Instant::now() + wait));
-            self.wake_writer.notify();
+            self.writers.schedule(self);
             self.wake_reader.notify();
         }
     }
@@ -224,7 +230,7 @@ impl Conn {
     /// End the connection once everything queued is sent.
     fn finish(&self) {
         self.out.borrow_mut().finish();
-        self.wake_writer.notify();
+        self.writers.schedule(self);
     }
 }
 
@@ -240,24 +246,23 @@ pub fn run(
     // Used in place: moving it into locals would hold it twice across the await.
     let mut started = open(&worker, stream, peer, reject);
     async move {
-        let Some((_, reader)) = &mut started else {
+        let Some(reader) = &mut started else {
             return;
         };
         reader.run().await;
-        if let Some((writer, reader)) = started {
-            drop(writer);
+        if let Some(reader) = started {
             closed(reader);
         }
     }
 }
 
-/// The connection's `Conn`, slab entry and writer task, and its reader (None: no TLS session).
+/// The connection's `Conn` and slab entry, and its reader (None: no TLS session).
 fn open(
     worker: &Rc<Worker>,
     stream: TcpStream,
     peer: SocketAddr,
     reject: Option<Status>,
-) -> Option<(compio::runtime::JoinHandle<()>, Reader)> {
+) -> Option<Reader> {
     let opts = &worker.shared.opts;
     let session = match ServerSession::new(worker.shared.tls.as_ref()) {
         Ok(s) => s,
@@ -274,7 +279,9 @@ fn open(
         stream,
         session: RefCell::new(session),
         out: RefCell::new(Outbound::new(opts.max_backlog as usize)),
-        wake_writer: Notify::default(),
+        write: RefCell::new(WriteState::Idle),
+        writers: worker.writers.clone(),
+        send_done: worker.writers.waker_for(id),
         wake_reader: Notify::default(),
         close_deadline: Cell::new(None),
         close_notify_sent: Cell::new(false),
@@ -288,10 +295,7 @@ fn open(
     });
     assert_eq!(worker.conns.borrow_mut().insert(conn.clone()), id);
     debug!(conn = id, %peer, "connection accepted");
-    // Kept, not detached: dropping it cancels a writer stuck on a peer that stopped reading.
-    let writer = compio::runtime::spawn(writer::write_loop(worker.clone(), conn.clone()));
-
-    Some((writer, Reader::new(worker.clone(), conn, reject)))
+    Some(Reader::new(worker.clone(), conn, reject))
 }
 
 /// After the reader ended: the connection leaves its room, its session, the slab.
@@ -299,6 +303,8 @@ fn closed(mut reader: Reader) {
     let worker = reader.worker.clone();
     let conn = reader.conn.clone();
     let (id, peer) = (conn.id, conn.peer);
+    // Cancels a send stuck on a peer that stopped reading.
+    conn.write.replace(WriteState::Done);
     let counters = &worker.shared.counters[worker.index];
     if let Some(r) = reader.room.take() {
         worker
@@ -648,7 +654,7 @@ impl Reader {
             }
         }
         if conn.session.borrow().wants_write() {
-            conn.wake_writer.notify();
+            conn.writers.schedule(&conn);
         }
     }
 

@@ -73,8 +73,8 @@ pub struct Worker {
     pub send_buffers: SendBuffers,
     /// Scratch for the frames of one write (filled and emptied within one call).
     pub write_batch: RefCell<Vec<bytes::Bytes>>,
-    /// Paces the writers: a bounded number of sends per pass of the run queue.
-    pub write_turns: crate::rt::Turns,
+    /// The ready and completion lists of the worker's writer (see [`conn::flush_loop`]).
+    pub writers: Rc<conn::Writers>,
     /// Decoders of connections between messages (an idle connection holds none).
     pub decoders: DecoderPool,
     /// permessage-deflate, with `--compression`.
@@ -484,7 +484,7 @@ pub fn run(
             conns_changed: Notify::default(),
             send_buffers: SendBuffers::new(SEND_BUFFERS_KEPT_BYTES, SEND_BUFFER_KEPT_LEN),
             write_batch: RefCell::new(Vec::new()),
-            write_turns: crate::rt::Turns::new(conn::SENDS_PER_PASS),
+            writers: Rc::new(conn::Writers::new()),
             decoders: DecoderPool::new(
                 DecoderConfig {
                     role: Role::Server,
@@ -511,8 +511,7 @@ pub fn run(
             recv_mode,
         }));
         compio::runtime::spawn(worker.clone().drain_inbox()).detach();
-        let w = worker.clone();
-        compio::runtime::spawn(async move { w.write_turns.refill().await }).detach();
+        compio::runtime::spawn(conn::flush_loop(worker.clone())).detach();
         worker.clone().accept_loop(listener).await;
         info!(
             worker = index,

@@ -1,6 +1,7 @@
-//! TLS setup: the rustls `ServerConfig` (ring provider, X25519 from aws-lc-rs, TLS 1.2 + 1.3, ALPN http/1.1) from PEM
-//! files, or from a dev certificate made on first run (rcgen, ECDSA P-256) and reused after;
-//! and the `ClientConfig` ringcast's own clients (loadgen, the tests) use to trust a PEM.
+//! TLS setup: the rustls `ServerConfig` (ring provider, X25519 from aws-lc-rs, TLS 1.2 + 1.3,
+//! ALPN http/1.1) from PEM files, or from a dev certificate made on first run (rcgen, ECDSA
+//! P-256) and reused after; and the `ClientConfig` ringcast's own clients (loadgen, the tests)
+//! use to trust a PEM.
 //! Every failure is a [`TlsSetupError`] naming the file and what is wrong with it.
 //! [`session`]: the server's TLS (or plain) byte session over rustls, driven by hand.
 

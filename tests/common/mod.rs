@@ -54,6 +54,37 @@ pub fn temp_file(name: &str, contents: &str) -> String {
     p.to_str().unwrap().to_owned()
 }
 
+/// Connects with `connect` (called with a running number) until at least `min` connections
+/// were made and each of the server's workers took at least one of them: SO_REUSEPORT spreads
+/// connections by a hash of their ports, so a few can all land on one worker. Panics after 64.
+pub async fn connect_on_every_worker<T, F, Fut>(
+    srv: &TestServer,
+    min: usize,
+    mut connect: F,
+) -> Vec<T>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut made = Vec::new();
+    let mut took = vec![0usize; srv.handle().connections_per_worker().len()];
+    while made.len() < min || took.contains(&0) {
+        assert!(
+            made.len() < 64,
+            "connections never reached every worker: {took:?}"
+        );
+        let before = srv.handle().connections_per_worker();
+        made.push(connect(made.len()).await);
+        let after = srv.handle().connections_per_worker();
+        for (w, (a, b)) in after.iter().zip(&before).enumerate() {
+            if a > b {
+                took[w] += 1;
+            }
+        }
+    }
+    made
+}
+
 /// Starts a server with the given extra flags (rate limit off unless a test sets it).
 pub fn start(extra: &[&str]) -> TestServer {
     if std::env::var_os("RUST_LOG").is_some() {

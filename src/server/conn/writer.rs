@@ -1,95 +1,334 @@
-//! A connection's writer task: waits until something is queued in [`Outbound`](super::Outbound),
-//! then seals everything queued with the TLS session into one buffer (frames coalesced into
-//! few records) and sends it — one send in flight per connection, which is the back-pressure
-//! (frames queued meanwhile go with the next send).
+//! The worker's writer: one task per worker seals and sends for all its connections — no task
+//! per connection.
+//!
+//! A connection with something to write (a queued frame, TLS bytes, its closing) goes on the
+//! worker's ready list once ([`Writers::schedule`]). Once per pass of the run queue the flusher
+//! ([`flush_loop`]) takes up to [`SENDS_PER_PASS`] of them: seals everything queued with the TLS
+//! session into one buffer (frames coalesced into few records) and submits one send each — one
+//! send in flight per connection, which is the back-pressure (frames queued meanwhile go with
+//! the next send). A send's completion wakes the connection's [`SendDone`] waker, which puts the
+//! connection's id on the completion list and wakes the flusher; there the connection goes idle,
+//! or back on the ready list when more was queued meanwhile. After each pass the flusher submits
+//! the pass's sends and offers its core to other threads (results/flusher.md).
 //!
 //! An idle connection keeps no send buffer (it goes back to the worker's pool) and no frame
 //! batch (the worker's scratch is used).
 //!
 //! Must not: read, or decide when a connection closes (the reader does; the writer only reports
 //! that the last bytes went out, or that the socket broke).
-//!
-//! Measured and not kept (results/one-task.md): the writer inside the reader's task (one task
-//! per connection) saved ≈ 230 B per idle connection but cost ≈ 1 µs of user CPU per delivery:
-//! every wake-up then resumes the whole connection state machine.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use compio::BufResult;
-use compio::io::AsyncWriteExt;
+use compio::buf::IntoInner;
+use compio::driver::op::{Send, SendFlags};
+use compio::driver::{SharedFd, ToSharedFd};
 
 use super::Conn;
+use crate::rt::yield_now;
 use crate::server::counters::WorkerCounters;
 use crate::server::worker::Worker;
 
-/// Sends a worker's writers may start per pass of its run queue (see [`crate::rt::Turns`]).
-/// Without the limit a broadcast's thousands of writers ran before the reader of the next
-/// publication and the cross-core inbox — each waited a whole pass — and a saturated
-/// broadcast's p99 was 3× worse (results/write-turns.md: 64, 128 and 512 measured; 128 kept).
+/// Sends the flusher starts per pass of the worker's run queue. Without a limit a broadcast's
+/// thousands of sends ran before the reader of the next publication and the cross-core inbox —
+/// each waited a whole pass — and a saturated broadcast's p99 was 3× worse
+/// (results/write-turns.md: 64, 128 and 512 measured; 128 kept).
 pub(crate) const SENDS_PER_PASS: usize = 128;
 
-/// The writer task: one coalesced write and one send per wake-up (each send takes a turn).
-pub(super) async fn write_loop(worker: Rc<Worker>, conn: Rc<Conn>) {
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        if !conn.out.borrow().is_empty() {
-            worker.write_turns.take().await;
-            if buf.capacity() == 0 {
-                // Taken after the turn: a writer waiting for its turn holds no buffer.
-                buf = worker.send_buffers.take();
-            }
-        }
-        let finishing = {
-            let mut out = conn.out.borrow_mut();
-            let mut batch = worker.write_batch.borrow_mut();
-            out.drain_into(&mut batch);
-            let mut session = conn.session.borrow_mut();
-            let finishing = out.finishing();
-            session.write(&batch, &mut buf);
-            batch.clear();
-            if finishing && !conn.close_notify_sent.get() {
-                // After the last frames: nothing may be sealed after close_notify.
-                session.send_close_notify();
-                conn.close_notify_sent.set(true);
-                session.write(&[], &mut buf);
-            }
-            out.set_in_flight(buf.len());
-            finishing
-        };
-        if !buf.is_empty() {
-            let mut stream = &conn.stream;
-            let len = buf.len() as u64;
-            let BufResult(res, back) = stream.write_all(buf).await;
-            buf = back;
-            if res.is_ok() {
-                let counters = &worker.shared.counters[worker.index];
-                WorkerCounters::add(&counters.bytes_out, len);
-                WorkerCounters::add(&counters.sends, 1);
-            }
-            let idle = {
-                let mut out = conn.out.borrow_mut();
-                out.set_in_flight(0);
-                out.is_empty()
-            };
-            if res.is_err() {
-                conn.broken.set(true);
-                break;
-            }
-            // An idle connection keeps no send buffer (it goes back to the worker's pool); a
-            // busy one reuses its own.
-            if idle {
-                worker.send_buffers.give(std::mem::take(&mut buf));
-                conn.drained.notify();
-            } else {
-                buf.clear()
-            }
-            continue;
-        }
-        if finishing || conn.broken.get() {
-            break;
-        }
-        conn.wake_writer.notified().await;
+type SendOp = Send<Vec<u8>, SharedFd<socket2::Socket>>;
+
+/// Where a connection's writing stands.
+pub(super) enum WriteState {
+    /// Nothing to write, nothing in flight.
+    Idle,
+    /// On the worker's ready list, with the connection's send buffer if it kept one.
+    Ready(Vec<u8>),
+    /// One send in flight; `again`: something was scheduled meanwhile.
+    Sending {
+        send: compio::runtime::Submit<SendOp>,
+        again: bool,
+    },
+    /// The last bytes went out, or the socket broke: nothing more is written.
+    Done,
+}
+
+/// A worker's ready list and completion list.
+pub struct Writers {
+    /// Connections (by id) to seal and send for; one entry per connection in `Ready`.
+    ready: RefCell<VecDeque<usize>>,
+    completions: Arc<Completions>,
+}
+
+/// Connections whose send completed, filled by their wakers (the driver wakes them on the
+/// worker's thread; a `Mutex` because a `Waker` must be `Send`). One entry per send in flight
+/// at most, so bounded by the worker's connections.
+#[derive(Default)]
+struct Completions(Mutex<CompletionList>);
+
+#[derive(Default)]
+struct CompletionList {
+    conns: Vec<usize>,
+    /// The flusher, while it waits for work.
+    flusher: Option<Waker>,
+}
+
+impl Completions {
+    fn list(&self) -> std::sync::MutexGuard<'_, CompletionList> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn wake_flusher(&self) {
+        let flusher = self.list().flusher.take();
+        if let Some(w) = flusher {
+            w.wake();
+        }
+    }
+}
+
+/// A connection's send-completion waker (one allocation per connection, not per send).
+struct SendDone {
+    conn: usize,
+    completions: Arc<Completions>,
+}
+
+impl Wake for SendDone {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let flusher = {
+            let mut list = self.completions.list();
+            list.conns.push(self.conn);
+            list.flusher.take()
+        };
+        if let Some(w) = flusher {
+            w.wake();
+        }
+    }
+}
+
+impl Writers {
+    pub fn new() -> Self {
+        Self {
+            ready: RefCell::new(VecDeque::new()),
+            completions: Arc::default(),
+        }
+    }
+
+    /// The waker a connection's sends complete with.
+    pub(super) fn waker_for(&self, conn: usize) -> Waker {
+        Waker::from(Arc::new(SendDone {
+            conn,
+            completions: self.completions.clone(),
+        }))
+    }
+
+    /// `conn` has something to write: onto the ready list unless it is there, sending (then it
+    /// goes again after the send) or done.
+    pub(super) fn schedule(&self, conn: &Conn) {
+        let mut state = conn.write.borrow_mut();
+        match &mut *state {
+            WriteState::Idle => {
+                *state = WriteState::Ready(Vec::new());
+                self.push_ready(conn.id);
+            }
+            WriteState::Sending { again, .. } => *again = true,
+            WriteState::Ready(_) | WriteState::Done => {}
+        }
+    }
+
+    fn push_ready(&self, id: usize) {
+        let mut ready = self.ready.borrow_mut();
+        ready.push_back(id);
+        if ready.len() == 1 {
+            drop(ready);
+            self.completions.wake_flusher();
+        }
+    }
+
+    /// Waits until a send completed or a connection is ready; the completed ones land in `done`.
+    async fn work(&self, done: &mut Vec<usize>) {
+        poll_fn(|cx| {
+            let mut list = self.completions.list();
+            if !list.conns.is_empty() {
+                std::mem::swap(&mut list.conns, done);
+                return Poll::Ready(());
+            }
+            if !self.ready.borrow().is_empty() {
+                return Poll::Ready(());
+            }
+            list.flusher = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// The worker's flusher: completions first, then up to [`SENDS_PER_PASS`] sends, then it lets
+/// the rest of the run queue (readers, the inbox) go.
+pub(crate) async fn flush_loop(worker: Rc<Worker>) {
+    let writers = &worker.writers;
+    let mut done = Vec::new();
+    loop {
+        writers.work(&mut done).await;
+        for id in done.drain(..) {
+            let conn = worker.conns.borrow().get(id).cloned();
+            if let Some(conn) = conn {
+                poll_send(&worker, &conn);
+            }
+        }
+        let mut sends = 0;
+        while sends < SENDS_PER_PASS {
+            let Some(id) = writers.ready.borrow_mut().pop_front() else {
+                break;
+            };
+            let conn = worker.conns.borrow().get(id).cloned();
+            if let Some(conn) = conn
+                && flush(&worker, &conn)
+            {
+                sends += 1;
+            }
+        }
+        if sends > 0 {
+            // The pass's sends go to the kernel now, in one submission, and the completions
+            // already there are taken (the runtime polls its driver only after up to 61 task
+            // polls, and the flusher may be polled many times among them).
+            compio::runtime::Runtime::with_current(|rt| rt.poll_with(Some(Duration::ZERO)));
+            // Then the thread offers its core to whoever else waits for it (a no-op when nobody
+            // does). Without it, a worker pushing sends back to back held its core for whole
+            // time slices while the receivers on the same host waited, and the saturated
+            // broadcast's p99 was 1.3–1.7× worse (results/flusher.md).
+            std::thread::yield_now();
+        }
+        yield_now().await;
+    }
+}
+
+/// Seals what `conn` has queued and submits the send; true if a send started.
+fn flush(worker: &Worker, conn: &Conn) -> bool {
+    let mut buf = match conn.write.replace(WriteState::Idle) {
+        WriteState::Ready(buf) => buf,
+        other => {
+            // A stale entry (the id was reused, or the connection went on by other means).
+            conn.write.replace(other);
+            return false;
+        }
+    };
+    if conn.broken.get() {
+        end(conn);
+        return false;
+    }
+    let finishing = {
+        let mut out = conn.out.borrow_mut();
+        if !out.is_empty() && buf.capacity() == 0 {
+            buf = worker.send_buffers.take();
+        }
+        let mut batch = worker.write_batch.borrow_mut();
+        out.drain_into(&mut batch);
+        let mut session = conn.session.borrow_mut();
+        let finishing = out.finishing();
+        session.write(&batch, &mut buf);
+        batch.clear();
+        if finishing && !conn.close_notify_sent.get() {
+            // After the last frames: nothing may be sealed after close_notify.
+            session.send_close_notify();
+            conn.close_notify_sent.set(true);
+            session.write(&[], &mut buf);
+        }
+        out.set_in_flight(buf.len());
+        finishing
+    };
+    if !buf.is_empty() {
+        start_send(worker, conn, buf);
+        return true;
+    }
+    if buf.capacity() > 0 {
+        worker.send_buffers.give(buf);
+    }
+    if finishing {
+        end(conn);
+    }
+    false
+}
+
+/// Submits `buf` to the socket and polls it once (a driver may complete it at once).
+fn start_send(worker: &Worker, conn: &Conn, buf: Vec<u8>) {
+    let op = Send::new(conn.stream.to_shared_fd(), buf, SendFlags::NOSIGNAL);
+    conn.write.replace(WriteState::Sending {
+        send: compio::runtime::submit(op),
+        again: false,
+    });
+    poll_send(worker, conn);
+}
+
+/// Polls `conn`'s send in flight (after its waker fired) and acts on the result.
+fn poll_send(worker: &Worker, conn: &Conn) {
+    let (res, op, again) = {
+        let mut state = conn.write.borrow_mut();
+        let WriteState::Sending { send, again } = &mut *state else {
+            return; // a stale completion
+        };
+        let mut cx = Context::from_waker(&conn.send_done);
+        let BufResult(res, op) = match Pin::new(send).poll(&mut cx) {
+            Poll::Pending => return,
+            Poll::Ready(r) => r,
+        };
+        (res, op, *again)
+    };
+    conn.write.replace(WriteState::Idle);
+    let mut buf = op.into_inner();
+    let counters = &worker.shared.counters[worker.index];
+    let n = match res {
+        Ok(n) if n > 0 => n,
+        _ => {
+            conn.broken.set(true);
+            end(conn);
+            return;
+        }
+    };
+    WorkerCounters::add(&counters.bytes_out, n as u64);
+    if n < buf.len() {
+        // A short send: the rest goes next (rare; a copy of what is left).
+        buf.drain(..n);
+        start_send(worker, conn, buf);
+        if again && let WriteState::Sending { again: a, .. } = &mut *conn.write.borrow_mut() {
+            *a = true;
+        }
+        return;
+    }
+    WorkerCounters::add(&counters.sends, 1);
+    let (idle, finishing) = {
+        let mut out = conn.out.borrow_mut();
+        out.set_in_flight(0);
+        (out.is_empty(), out.finishing())
+    };
+    buf.clear();
+    let more = again || !idle || (finishing && !conn.close_notify_sent.get());
+    if idle {
+        // An idle connection keeps no send buffer (it goes back to the worker's pool); a busy
+        // one reuses its own.
+        worker.send_buffers.give(std::mem::take(&mut buf));
+        conn.drained.notify();
+    }
+    if more {
+        conn.write.replace(WriteState::Ready(buf));
+        worker.writers.push_ready(conn.id);
+    } else if finishing {
+        end(conn);
+    }
+}
+
+/// Nothing more is written: the reader may end the connection.
+fn end(conn: &Conn) {
+    conn.write.replace(WriteState::Done);
     conn.writer_done.set(true);
     conn.wake_reader.notify();
 }
