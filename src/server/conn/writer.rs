@@ -247,7 +247,7 @@ fn flush(worker: &Worker, conn: &Conn) -> bool {
         finishing
     };
     if !buf.is_empty() {
-        start_send(worker, conn, buf);
+        start_send(worker, conn, buf, false);
         return true;
     }
     if buf.capacity() > 0 {
@@ -259,12 +259,13 @@ fn flush(worker: &Worker, conn: &Conn) -> bool {
     false
 }
 
-/// Submits `buf` to the socket and polls it once (a driver may complete it at once).
-fn start_send(worker: &Worker, conn: &Conn, buf: Vec<u8>) {
+/// Submits `buf` to the socket and polls it once (a driver may complete it at once); `again`:
+/// something was scheduled while the bytes before it were in flight.
+fn start_send(worker: &Worker, conn: &Conn, buf: Vec<u8>, again: bool) {
     let op = Send::new(conn.stream.to_shared_fd(), buf, SendFlags::NOSIGNAL);
     conn.write.replace(WriteState::Sending {
         send: compio::runtime::submit(op),
-        again: false,
+        again,
     });
     poll_send(worker, conn);
 }
@@ -298,10 +299,7 @@ fn poll_send(worker: &Worker, conn: &Conn) {
     if n < buf.len() {
         // A short send: the rest goes next (rare; a copy of what is left).
         buf.drain(..n);
-        start_send(worker, conn, buf);
-        if again && let WriteState::Sending { again: a, .. } = &mut *conn.write.borrow_mut() {
-            *a = true;
-        }
+        start_send(worker, conn, buf, again);
         return;
     }
     WorkerCounters::add(&counters.sends, 1);
