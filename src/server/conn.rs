@@ -1,9 +1,10 @@
 //! One connection: its reader task and the worker's writer sharing a [`Conn`].
 //!
 //! - the **reader** (a task per connection) receives (multishot recv into the worker's buffer
-//!   ring, or single reads), feeds the TLS session, upgrades HTTP → WebSocket, decodes frames and acts on them: publish
-//!   a message to the room, answer a Ping, echo a Close; it also owns the timers (handshake
-//!   deadline, heartbeat Pings, idle timeout, waiting for the peer's Close);
+//!   ring, or single reads), feeds the TLS session, upgrades HTTP → WebSocket, decodes frames
+//!   and acts on them: publish a message to the room, answer a Ping, echo a Close; it also owns
+//!   the timers (handshake deadline, heartbeat Pings, idle timeout, waiting for the peer's
+//!   Close);
 //! - the worker's **writer** ([`writer`], one task per worker) takes the connection when
 //!   something is queued and writes everything queued as one coalesced TLS write and one send —
 //!   one send in flight per connection.
