@@ -36,11 +36,12 @@ use crate::rt::yield_now;
 use crate::server::counters::WorkerCounters;
 use crate::server::worker::Worker;
 
-/// Sends the flusher starts per pass of the worker's run queue. Without a limit a broadcast's
-/// thousands of sends ran before the reader of the next publication and the cross-core inbox —
-/// each waited a whole pass — and a saturated broadcast's p99 was 3× worse
-/// (results/write-turns.md: 64, 128 and 512 measured; 128 kept).
-pub(crate) const SENDS_PER_PASS: usize = 128;
+/// Sends the flusher starts per pass of the worker's run queue. The limit comes from the writer
+/// tasks it replaced: without it a broadcast's thousands of sends ran before the reader of the
+/// next publication and the cross-core inbox, and a saturated broadcast's p99 was 3× worse
+/// (results/write-turns.md: 64, 128 and 512 measured; 128 kept). With the flusher only 32 was
+/// tried (one diagnostic run, p99 level: results/flusher.md).
+const SENDS_PER_PASS: usize = 128;
 
 type SendOp = Send<Vec<u8>, SharedFd<socket2::Socket>>;
 
@@ -200,7 +201,8 @@ pub(crate) async fn flush_loop(worker: Rc<Worker>) {
         if sends > 0 {
             // The pass's sends go to the kernel now, in one submission, and the completions
             // already there are taken (the runtime polls its driver only after up to 61 task
-            // polls, and the flusher may be polled many times among them).
+            // polls, and the flusher may be polled many times among them). On its own this
+            // measured level (results/flusher.md); kept with the yield, as measured together.
             compio::runtime::Runtime::with_current(|rt| rt.poll_with(Some(Duration::ZERO)));
             // Then the thread offers its core to whoever else waits for it (a no-op when nobody
             // does). Without it, a worker pushing sends back to back held its core for whole
