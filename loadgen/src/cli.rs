@@ -110,6 +110,10 @@ pub struct Traffic {
     /// After the last send, how long to wait for deliveries still in flight.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drain: Duration,
+    /// Width of a step of the latency timeline (`latency_by_step_us` in summary.json: each
+    /// step's percentiles, by when the messages were planned; the report prints each step's p99).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub timeline_step: Duration,
     /// Fault injection for testing the loss counter: every Nth message is counted as sent but
     /// never sent. 0: off.
     #[arg(long, default_value_t = 0, hide = true)]

@@ -242,6 +242,7 @@ fn load(
         duration: Duration::ZERO,
         warmup: Duration::ZERO,
         drain: Duration::ZERO,
+        timeline_step: Duration::from_secs(1),
         fault_skip_every: 0,
     });
     let plan = Plan {
@@ -260,6 +261,7 @@ fn load(
         warmup: t.warmup,
         duration: t.duration,
         drain: t.drain,
+        timeline_step_ns: (t.timeline_step.as_nanos() as u64).max(1_000_000),
         connect_rate: conn.connect_rate,
         connect_concurrency: conn.connect_concurrency.max(1),
         source_ips: conn.source_ips.clone().map(|s| s.0).unwrap_or_default(),
@@ -390,7 +392,7 @@ fn load(
             "url": conn.url, "protocol": plan.protocol, "publish_via": if publish_api.is_some() { "api" } else { "websocket" }, "clients": plan.clients, "senders": plan.senders, "rooms": plan.rooms,
             "rate": plan.rate, "rate_unit": if mode == Mode::Echo { "msg/s per client" } else { "msg/s total" },
             "size": plan.size, "warmup_s": sys::secs(plan.warmup), "duration_s": sys::secs(plan.duration),
-            "drain_s": sys::secs(plan.drain), "hold_s": sys::secs(hold), "workers": workers,
+            "drain_s": sys::secs(plan.drain), "timeline_step_s": plan.timeline_step_ns as f64 / 1e9, "hold_s": sys::secs(hold), "workers": workers,
             "connect_rate": plan.connect_rate, "connect_concurrency": plan.connect_concurrency,
             "recv_buffers": plan.recv_buffers, "recv_buffer_len": plan.recv_buffer_len,
             "source_ips": plan.source_ips.len(), "tls": plan.target.tls.is_some(),
@@ -426,6 +428,8 @@ fn load(
             r.latency.len() as f64 / sys::secs(measured)
         },
         latency_us: Percentiles::of(&r.latency),
+        latency_by_step_us: r.timeline.iter().map(Percentiles::of).collect(),
+        receiver_mean_latency_us: Percentiles::of(&r.receiver_means),
         schedule_lag_us: Percentiles::of(&r.schedule_lag),
         handshake_us: Percentiles::of(&r.handshake),
         connect_wall_s: sys::secs(connect_wall),

@@ -106,6 +106,14 @@ pub struct Summary {
     /// Delivered messages per second in the measured window.
     pub throughput: f64,
     pub latency_us: Percentiles,
+    /// `latency_us` by the step of the measured window (`params.timeline_step_s`) the messages
+    /// were planned in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_by_step_us: Vec<Percentiles>,
+    /// The spread of the receivers' mean latencies: a wide one means some connections are
+    /// served late every time.
+    #[serde(default)]
+    pub receiver_mean_latency_us: Percentiles,
     pub schedule_lag_us: Percentiles,
     pub handshake_us: Percentiles,
     pub connect_wall_s: f64,
@@ -351,6 +359,22 @@ pub fn table(s: &Summary) -> String {
             us(l.max),
             l.count
         );
+        if s.latency_by_step_us.len() > 1 {
+            let p99s: Vec<String> = s.latency_by_step_us.iter().map(|p| us(p.p99)).collect();
+            let _ = writeln!(t, "  p99 by step    {}", p99s.join(" "));
+        }
+        let m = &s.receiver_mean_latency_us;
+        if m.count > 0 {
+            let _ = writeln!(
+                t,
+                "  receivers' mean latency  p50 {}  p90 {}  p99 {}  max {}  (n={})",
+                us(m.p50),
+                us(m.p90),
+                us(m.p99),
+                us(m.max),
+                m.count
+            );
+        }
         let g = &s.schedule_lag_us;
         let _ = writeln!(
             t,
@@ -532,6 +556,8 @@ mod tests {
                 p50,
                 ..Percentiles::default()
             },
+            latency_by_step_us: Vec::new(),
+            receiver_mean_latency_us: Percentiles::default(),
             schedule_lag_us: Percentiles::default(),
             handshake_us: Percentiles::default(),
             connect_wall_s: 0.0,

@@ -69,6 +69,8 @@ pub struct Plan {
     pub warmup: Duration,
     pub duration: Duration,
     pub drain: Duration,
+    /// Width of a step of the latency timeline (at least 1 ms).
+    pub timeline_step_ns: u64,
     pub connect_rate: Option<f64>,
     pub connect_concurrency: usize,
     pub source_ips: Vec<IpAddr>,
@@ -235,10 +237,24 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 
+/// A histogram of the timeline or of per-receiver means: two significant digits are enough.
+fn coarse_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds")
+}
+
+/// Steps a latency timeline holds at most (later messages count in the last).
+const TIMELINE_STEPS: usize = 600;
+
 /// What one worker measured.
 pub struct WorkerResult {
     /// Delivery latency, µs from the planned send (messages planned in the measured window).
     pub latency: Histogram<u64>,
+    /// The same latencies by the step of the measured window they were planned in (`--timeline-step`):
+    /// whether a tail is spread over the run or comes from a few moments.
+    pub timeline: Vec<Histogram<u64>>,
+    /// Each receiver's mean latency, µs (receivers that got a measured message): whether a tail
+    /// is spread over all connections or comes from a few that are served late every time.
+    pub receiver_means: Histogram<u64>,
     /// How late the loadgen sent, µs after the planned instant.
     pub schedule_lag: Histogram<u64>,
     /// TCP connect → 101 received, µs.
@@ -266,6 +282,8 @@ impl WorkerResult {
     fn new() -> Self {
         Self {
             latency: histogram(),
+            timeline: Vec::new(),
+            receiver_means: coarse_histogram(),
             schedule_lag: histogram(),
             handshake: histogram(),
             delivered: 0,
@@ -286,6 +304,15 @@ impl WorkerResult {
 
     pub fn merge(&mut self, o: WorkerResult) {
         self.latency.add(&o.latency).expect("same bounds");
+        for (i, h) in o.timeline.into_iter().enumerate() {
+            match self.timeline.get_mut(i) {
+                Some(mine) => mine.add(&h).expect("same bounds"),
+                None => self.timeline.push(h),
+            }
+        }
+        self.receiver_means
+            .add(&o.receiver_means)
+            .expect("same bounds");
         self.schedule_lag.add(&o.schedule_lag).expect("same bounds");
         self.handshake.add(&o.handshake).expect("same bounds");
         self.delivered += o.delivered;
@@ -320,6 +347,9 @@ type Receivers = Rc<RefCell<Vec<Rc<RefCell<Receiver>>>>>;
 struct Receiver {
     id: usize,
     trackers: Vec<SeqTracker>,
+    /// Sum and count of this receiver's measured latencies, µs.
+    latency_sum: u64,
+    measured: u64,
 }
 
 /// Runs the worker for clients `index, index + workers, …`.
@@ -387,6 +417,9 @@ pub fn worker(index: usize, shared: Arc<Shared>) -> WorkerResult {
         let mut r = result.borrow_mut();
         for rc in receivers.borrow().iter() {
             let rec = rc.borrow();
+            if let Some(mean) = rec.latency_sum.checked_div(rec.measured) {
+                let _ = r.receiver_means.record(mean.max(1));
+            }
             for s in 0..plan.clients {
                 if let Some(slot) = plan.slot(rec.id, s) {
                     let sent = shared.sent[s].load(Ordering::Acquire);
@@ -482,6 +515,8 @@ async fn connect_all(
                     let rec = Rc::new(RefCell::new(Receiver {
                         id,
                         trackers: vec![SeqTracker::default(); plan.trackers_for(id)],
+                        latency_sum: 0,
+                        measured: 0,
                     }));
                     compio::runtime::spawn(client.clone().write_loop()).detach();
                     let proto = (plan.protocol == Protocol::Centrifuge)
@@ -618,6 +653,14 @@ fn on_message(shared: &Shared, result: &RefCell<WorkerResult>, rec: &RefCell<Rec
     {
         let latency_us = shared.now_ns().saturating_sub(stamp.planned_ns) / 1000;
         let _ = r.latency.record(latency_us.max(1));
+        rec.latency_sum += latency_us;
+        rec.measured += 1;
+        let step = (((stamp.planned_ns - measure_from) / shared.plan.timeline_step_ns) as usize)
+            .min(TIMELINE_STEPS - 1);
+        while r.timeline.len() <= step {
+            r.timeline.push(coarse_histogram());
+        }
+        let _ = r.timeline[step].record(latency_us.max(1));
     }
 }
 

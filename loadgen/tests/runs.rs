@@ -119,12 +119,26 @@ fn broadcast_to_300_clients_delivers_everything() {
             "300ms",
             "--drain",
             "3s",
+            "--timeline-step",
+            "250ms",
         ],
     );
     assert!(ok, "{log}");
     let s = summary(&out);
     let c = &s["counts"];
     assert_eq!(c["connected"], 300, "{log}");
+    // The timeline: four 250 ms steps of the 1 s window, together every measured latency; one
+    // mean per receiver.
+    let steps = s["latency_by_step_us"].as_array().expect("a timeline");
+    assert_eq!(steps.len(), 4, "{steps:?}");
+    let in_steps: u64 = steps.iter().map(|p| p["count"].as_u64().unwrap()).sum();
+    assert_eq!(in_steps, s["latency_us"]["count"].as_u64().unwrap());
+    assert!(
+        steps.iter().all(|p| p["p99"].as_u64().unwrap() > 0),
+        "{steps:?}"
+    );
+    assert_eq!(s["receiver_mean_latency_us"]["count"], 300, "{log}");
+    assert!(log.contains("p99 by step"), "{log}");
     assert!(c["sent"].as_u64().unwrap() >= 70, "{c}");
     assert_eq!(c["delivered"], c["expected"], "{log}");
     assert_eq!(
