@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::server::ServerShared;
-use crate::server::counters::WorkerCounters;
+use crate::server::counters::{DurationHistogram, WorkerCounters};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -282,6 +282,18 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
             ),
         ],
     );
+    let (sum_s, count, buckets) =
+        DurationHistogram::snapshot_all(shared.counters.iter().map(|w| &w.send_wait));
+    s.0.push((
+        "ringcast_send_wait_seconds",
+        "How long a connection's oldest unsent frame waited for its send to start: the server's \
+         own queueing delay (under-counted by at most one pass of the worker's writer).",
+        Family::Histogram {
+            sum: sum_s,
+            count,
+            buckets,
+        },
+    ));
     let (sum_s, count, buckets) = shared.publish_latency.snapshot();
     s.0.push((
         "ringcast_publish_enqueue_seconds",

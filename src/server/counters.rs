@@ -31,6 +31,8 @@ pub struct WorkerCounters {
     pub file_bytes: AtomicU64,
     /// permessage-deflate work.
     pub compression: super::compression::CompressionCounters,
+    /// How long connections' oldest unsent frames waited for their sends to start.
+    pub send_wait: DurationHistogram<SendWaitBuckets>,
 }
 
 /// The statuses `/files/` answers are counted by.
@@ -60,44 +62,116 @@ impl WorkerCounters {
     }
 }
 
-/// Upper bounds (µs) of the publish latency buckets.
-pub const LATENCY_BUCKETS_US: [u64; 12] = [
-    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 50_000,
-];
-
-/// A fixed-bucket histogram of durations with relaxed atomic buckets (no lock), for the time a
-/// publish takes from the engine call to its frame in every inbox.
-#[derive(Debug, Default)]
-pub struct LatencyHistogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
-    sum_ns: AtomicU64,
+/// A histogram's bucket bounds.
+pub trait Buckets {
+    /// Upper bounds in µs, rising; fewer than [`MAX_BUCKETS`]. A last bucket (+Inf) follows.
+    const UPPER_US: &'static [u64];
 }
 
-impl LatencyHistogram {
-    pub fn observe(&self, d: Duration) {
+/// The most bounds a [`DurationHistogram`] holds (its storage is a fixed array).
+pub const MAX_BUCKETS: usize = 23;
+
+/// The publish latency: from a client's publish command to its frame in every inbox.
+#[derive(Debug)]
+pub struct PublishBuckets;
+
+impl Buckets for PublishBuckets {
+    const UPPER_US: &'static [u64] = &[
+        5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 50_000,
+    ];
+}
+
+/// How long a connection's oldest unsent frame waited for its send to start: the server's own
+/// queueing delay, from microseconds (an idle server) to seconds (a saturated one).
+#[derive(Debug)]
+pub struct SendWaitBuckets;
+
+impl Buckets for SendWaitBuckets {
+    const UPPER_US: &'static [u64] = &[
+        100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000,
+        300_000, 500_000, 1_000_000, 2_500_000,
+    ];
+}
+
+/// A fixed-bucket histogram of durations with relaxed atomic buckets (no lock).
+#[derive(Debug)]
+pub struct DurationHistogram<B> {
+    /// Per bucket (not cumulative); the one after the last bound is +Inf.
+    buckets: [AtomicU64; MAX_BUCKETS + 1],
+    sum_ns: AtomicU64,
+    _bounds: std::marker::PhantomData<B>,
+}
+
+impl<B: Buckets> Default for DurationHistogram<B> {
+    fn default() -> Self {
+        const { assert!(B::UPPER_US.len() <= MAX_BUCKETS) };
+        Self {
+            buckets: Default::default(),
+            sum_ns: AtomicU64::new(0),
+            _bounds: std::marker::PhantomData,
+        }
+    }
+}
+
+/// A histogram read at scrape time: (sum in seconds, count, buckets as (upper bound in seconds,
+/// count in that bucket alone), the last one +Inf). Per bucket, not cumulative: the OpenMetrics
+/// encoder (`encode_histogram`) accumulates them itself.
+pub type HistogramSnapshot = (f64, u64, Vec<(f64, u64)>);
+
+impl<B: Buckets> DurationHistogram<B> {
+    fn bucket(d: Duration) -> usize {
         let us = d.as_micros() as u64;
-        let i = LATENCY_BUCKETS_US
+        B::UPPER_US
             .iter()
             .position(|&b| us <= b)
-            .unwrap_or(LATENCY_BUCKETS_US.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            .unwrap_or(B::UPPER_US.len())
+    }
+
+    /// Counts `d`; any thread may.
+    pub fn observe(&self, d: Duration) {
+        self.buckets[Self::bucket(d)].fetch_add(1, Ordering::Relaxed);
         self.sum_ns
             .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
 
-    /// (sum in seconds, count, cumulative buckets as (upper bound in seconds, count)).
-    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut cumulative = 0;
-        let mut out = Vec::with_capacity(LATENCY_BUCKETS_US.len() + 1);
-        for (i, b) in self.buckets.iter().enumerate() {
-            cumulative += b.load(Ordering::Relaxed);
-            let bound = LATENCY_BUCKETS_US
-                .get(i)
-                .map_or(f64::INFINITY, |us| *us as f64 / 1e6);
-            out.push((bound, cumulative));
+    /// Counts `d` without a locked instruction: only for a histogram one thread writes (a
+    /// worker's own, like [`WorkerCounters::add`]).
+    pub fn observe_own(&self, d: Duration) {
+        WorkerCounters::add(&self.buckets[Self::bucket(d)], 1);
+        WorkerCounters::add(&self.sum_ns, d.as_nanos() as u64);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        Self::snapshot_all([self])
+    }
+
+    /// The histograms added together (one per worker).
+    pub fn snapshot_all<'a>(all: impl IntoIterator<Item = &'a Self>) -> HistogramSnapshot
+    where
+        B: 'a,
+    {
+        let mut counts = [0u64; MAX_BUCKETS + 1];
+        let mut sum_ns = 0u64;
+        for h in all {
+            for (c, b) in counts.iter_mut().zip(&h.buckets) {
+                *c += b.load(Ordering::Relaxed);
+            }
+            sum_ns += h.sum_ns.load(Ordering::Relaxed);
         }
-        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        (sum, cumulative, out)
+        let n = B::UPPER_US.len();
+        // Counts past the bounds all sit in the +Inf slot (index n).
+        let out: Vec<(f64, u64)> = counts[..=n]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let bound = B::UPPER_US
+                    .get(i)
+                    .map_or(f64::INFINITY, |us| *us as f64 / 1e6);
+                (bound, *c)
+            })
+            .collect();
+        let count = out.iter().map(|(_, c)| c).sum();
+        (sum_ns as f64 / 1e9, count, out)
     }
 }
 
@@ -106,16 +180,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_cumulative() {
-        let h = LatencyHistogram::default();
+    fn histogram_buckets_count_each_bucket_alone() {
+        let h = DurationHistogram::<PublishBuckets>::default();
         h.observe(Duration::from_micros(3));
         h.observe(Duration::from_micros(7));
         h.observe(Duration::from_secs(1));
         let (sum, count, buckets) = h.snapshot();
         assert_eq!(count, 3);
         assert!((sum - 1.00001).abs() < 1e-6);
+        // The encoder accumulates: each bucket holds its own observations only.
         assert_eq!(buckets[0], (5e-6, 1));
-        assert_eq!(buckets[1], (1e-5, 2));
-        assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, 3));
+        assert_eq!(buckets[1], (1e-5, 1));
+        assert_eq!(buckets[2], (2.5e-5, 0));
+        assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, 1));
+        assert_eq!(buckets.len(), PublishBuckets::UPPER_US.len() + 1);
+    }
+
+    #[test]
+    fn worker_histograms_add_up() {
+        let a = DurationHistogram::<SendWaitBuckets>::default();
+        let b = DurationHistogram::<SendWaitBuckets>::default();
+        a.observe_own(Duration::from_micros(100));
+        a.observe_own(Duration::from_millis(120));
+        b.observe_own(Duration::from_millis(120));
+        b.observe_own(Duration::from_secs(10));
+        let (sum, count, buckets) = DurationHistogram::snapshot_all([&a, &b]);
+        assert_eq!(count, 4);
+        assert!((sum - 10.2401).abs() < 1e-9);
+        assert_eq!(buckets[0], (1e-4, 1));
+        // 120 ms lands at the 150 ms bound, from both workers.
+        let at_150ms = buckets
+            .iter()
+            .find(|(le, _)| (*le - 0.15).abs() < 1e-12)
+            .unwrap();
+        assert_eq!(at_150ms.1, 2);
+        assert_eq!(buckets[buckets.len() - 2], (2.5, 0));
+        assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, 1));
+        assert_eq!(buckets.iter().map(|(_, c)| c).sum::<u64>(), count);
     }
 }

@@ -127,7 +127,7 @@ pub struct ServerShared {
     /// One per worker, written only by it.
     pub counters: Vec<counters::WorkerCounters>,
     /// Engine publish call → frame in every inbox.
-    pub publish_latency: counters::LatencyHistogram,
+    pub publish_latency: counters::DurationHistogram<counters::PublishBuckets>,
     /// Unix seconds the server started.
     pub started: u64,
     /// `--files`: signed-URL file streaming on this listener.
@@ -287,7 +287,7 @@ impl ServerHandle {
             counters: (0..n)
                 .map(|_| counters::WorkerCounters::default())
                 .collect(),
-            publish_latency: counters::LatencyHistogram::default(),
+            publish_latency: Default::default(),
             started: crate::session::Now::system().unix,
             files,
         });

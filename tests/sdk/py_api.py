@@ -192,6 +192,15 @@ async def metrics_move():
     assert m[("ringcast_subscriptions", ())] >= 1, m
     assert m[("ringcast_frames_out_total", ())] >= 3, m
     assert m[("ringcast_sends_total", ())] >= 1, m
+    # Every send that started counted its wait (sends_total is read first, so never ahead).
+    waits = m[("ringcast_send_wait_seconds_count", ())]
+    assert waits >= m[("ringcast_sends_total", ())], m
+    assert m[("ringcast_send_wait_seconds_bucket", (("le", "+Inf"),))] == waits, m
+    assert m[("ringcast_send_wait_seconds_bucket", (("le", "2.5"),))] == waits, m
+    # The publish histogram's buckets end at its count (they were once accumulated twice).
+    assert m[("ringcast_publish_enqueue_seconds_bucket", (("le", "+Inf"),))] == m[
+        ("ringcast_publish_enqueue_seconds_count", ())
+    ], m
     per_worker = [v for (name, _), v in m.items() if name == "ringcast_worker_connections"]
     assert per_worker and sum(per_worker) == sum(
         v for (name, _), v in m.items() if name == "ringcast_connections"

@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use compio::BufResult;
 use compio::buf::IntoInner;
@@ -49,12 +49,13 @@ type SendOp = Send<Vec<u8>, SharedFd<socket2::Socket>>;
 pub(super) enum WriteState {
     /// Nothing to write, nothing in flight.
     Idle,
-    /// On the worker's ready list, with the connection's send buffer if it kept one.
-    Ready(Vec<u8>),
-    /// One send in flight; `again`: something was scheduled meanwhile.
+    /// On the worker's ready list, with the connection's send buffer if it kept one, and
+    /// since when it has had something to send (for the send-wait histogram).
+    Ready { buf: Vec<u8>, since: Instant },
+    /// One send in flight; `again`: since when something scheduled meanwhile waits.
     Sending {
         send: compio::runtime::Submit<SendOp>,
-        again: bool,
+        again: Option<Instant>,
     },
     /// The last bytes went out, or the socket broke: nothing more is written.
     Done,
@@ -138,11 +139,16 @@ impl Writers {
         let mut state = conn.write.borrow_mut();
         match &mut *state {
             WriteState::Idle => {
-                *state = WriteState::Ready(Vec::new());
+                *state = WriteState::Ready {
+                    buf: Vec::new(),
+                    since: Instant::now(),
+                };
                 self.push_ready(conn.id);
             }
-            WriteState::Sending { again, .. } => *again = true,
-            WriteState::Ready(_) | WriteState::Done => {}
+            WriteState::Sending { again, .. } => {
+                again.get_or_insert_with(Instant::now);
+            }
+            WriteState::Ready { .. } | WriteState::Done => {}
         }
     }
 
@@ -187,13 +193,15 @@ pub(crate) async fn flush_loop(worker: Rc<Worker>) {
             }
         }
         let mut sends = 0;
+        // One clock read per pass: a send-wait is under-counted by at most the pass's length.
+        let now = Instant::now();
         while sends < SENDS_PER_PASS {
             let Some(id) = writers.ready.borrow_mut().pop_front() else {
                 break;
             };
             let conn = worker.conns.borrow().get(id).cloned();
             if let Some(conn) = conn
-                && flush(&worker, &conn)
+                && flush(&worker, &conn, now)
             {
                 sends += 1;
             }
@@ -214,10 +222,11 @@ pub(crate) async fn flush_loop(worker: Rc<Worker>) {
     }
 }
 
-/// Seals what `conn` has queued and submits the send; true if a send started.
-fn flush(worker: &Worker, conn: &Conn) -> bool {
-    let mut buf = match conn.write.replace(WriteState::Idle) {
-        WriteState::Ready(buf) => buf,
+/// Seals what `conn` has queued and submits the send; true if a send started. `now`: the pass's
+/// clock.
+fn flush(worker: &Worker, conn: &Conn, now: Instant) -> bool {
+    let (mut buf, since) = match conn.write.replace(WriteState::Idle) {
+        WriteState::Ready { buf, since } => (buf, since),
         other => {
             // A stale entry (the id was reused, or the connection went on by other means).
             conn.write.replace(other);
@@ -249,7 +258,10 @@ fn flush(worker: &Worker, conn: &Conn) -> bool {
         finishing
     };
     if !buf.is_empty() {
-        start_send(worker, conn, buf, false);
+        worker.shared.counters[worker.index]
+            .send_wait
+            .observe_own(now.saturating_duration_since(since));
+        start_send(worker, conn, buf, None);
         return true;
     }
     if buf.capacity() > 0 {
@@ -263,7 +275,7 @@ fn flush(worker: &Worker, conn: &Conn) -> bool {
 
 /// Submits `buf` to the socket and polls it once (a driver may complete it at once); `again`:
 /// something was scheduled while the bytes before it were in flight.
-fn start_send(worker: &Worker, conn: &Conn, buf: Vec<u8>, again: bool) {
+fn start_send(worker: &Worker, conn: &Conn, buf: Vec<u8>, again: Option<Instant>) {
     let op = Send::new(conn.stream.to_shared_fd(), buf, SendFlags::NOSIGNAL);
     conn.write.replace(WriteState::Sending {
         send: compio::runtime::submit(op),
@@ -284,7 +296,7 @@ fn poll_send(worker: &Worker, conn: &Conn) {
             Poll::Pending => return,
             Poll::Ready(r) => r,
         };
-        (res, op, *again)
+        (res, op, again.take())
     };
     conn.write.replace(WriteState::Idle);
     let mut buf = op.into_inner();
@@ -311,7 +323,7 @@ fn poll_send(worker: &Worker, conn: &Conn) {
         (out.is_empty(), out.finishing())
     };
     buf.clear();
-    let more = again || !idle || (finishing && !conn.close_notify_sent.get());
+    let more = again.is_some() || !idle || (finishing && !conn.close_notify_sent.get());
     if idle {
         // An idle connection keeps no send buffer (it goes back to the worker's pool); a busy
         // one reuses its own.
@@ -319,7 +331,8 @@ fn poll_send(worker: &Worker, conn: &Conn) {
         conn.drained.notify();
     }
     if more {
-        conn.write.replace(WriteState::Ready(buf));
+        let since = again.unwrap_or_else(Instant::now);
+        conn.write.replace(WriteState::Ready { buf, since });
         worker.writers.push_ready(conn.id);
     } else if finishing {
         end(conn);
