@@ -286,8 +286,20 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
         DurationHistogram::snapshot_all(shared.counters.iter().map(|w| &w.send_wait));
     s.0.push((
         "ringcast_send_wait_seconds",
-        "How long a connection's oldest unsent frame waited for its send to start: the server's \
-         own queueing delay (under-counted by at most one pass of the worker's writer).",
+        "How long a connection's oldest unsent frame waited for its send to start: behind the \
+         send in flight, then for the worker's writer (off by at most one pass of the writer).",
+        Family::Histogram {
+            sum: sum_s,
+            count,
+            buckets,
+        },
+    ));
+    let (sum_s, count, buckets) =
+        DurationHistogram::snapshot_all(shared.counters.iter().map(|w| &w.send_flight));
+    s.0.push((
+        "ringcast_send_flight_seconds",
+        "How long socket sends stayed in the kernel, submission to completion (a short send's \
+         pieces each): a client that does not read keeps its sends here.",
         Family::Histogram {
             sum: sum_s,
             count,

@@ -33,6 +33,9 @@ pub struct WorkerCounters {
     pub compression: super::compression::CompressionCounters,
     /// How long connections' oldest unsent frames waited for their sends to start.
     pub send_wait: DurationHistogram<SendWaitBuckets>,
+    /// How long sends stayed in the kernel (submission to completion): a client that does not
+    /// read shows here, not in `send_wait`.
+    pub send_flight: DurationHistogram<SendWaitBuckets>,
 }
 
 /// The statuses `/files/` answers are counted by.
@@ -81,8 +84,9 @@ impl Buckets for PublishBuckets {
     ];
 }
 
-/// How long a connection's oldest unsent frame waited for its send to start: the server's own
-/// queueing delay, from microseconds (an idle server) to seconds (a saturated one).
+/// How long a connection's oldest unsent frame waited for its send to start, and how long sends
+/// stayed in the kernel: from microseconds (an idle server) to seconds (a saturated one, a
+/// client that does not read).
 #[derive(Debug)]
 pub struct SendWaitBuckets;
 

@@ -112,9 +112,11 @@ impl Worker {
     fn fan_out(&self, room: &LocalRoom, frame: &Bytes) {
         let frame = &own_copy(frame, room.members.len());
         let conns = self.conns.borrow();
-        for (_, c) in members_prefetched(room, &conns) {
-            c.send(self, frame.clone());
-        }
+        self.writers.stamped(|| {
+            for (_, c) in members_prefetched(room, &conns) {
+                c.send(self, frame.clone());
+            }
+        });
     }
 
     /// A channel's frame to this worker's subscribers, by position: a subscriber that already
@@ -123,16 +125,18 @@ impl Worker {
     fn fan_out_channel(&self, room: &LocalRoom, frame: &Bytes, offset: u64) {
         let frame = &own_copy(frame, room.members.len());
         let conns = self.conns.borrow();
-        for (m, c) in members_prefetched(room, &conns) {
-            match m.admit(offset) {
-                Admit::Deliver => c.send(self, frame.clone()),
-                Admit::Skip => {}
-                Admit::Gap { expected } => {
-                    warn!(worker = self.index, conn = m.conn, channel = %room.name, expected, got = offset, "subscriber missed a publication: telling it (insufficient state)");
-                    c.report_gap(room.name.clone());
+        self.writers.stamped(|| {
+            for (m, c) in members_prefetched(room, &conns) {
+                match m.admit(offset) {
+                    Admit::Deliver => c.send(self, frame.clone()),
+                    Admit::Skip => {}
+                    Admit::Gap { expected } => {
+                        warn!(worker = self.index, conn = m.conn, channel = %room.name, expected, got = offset, "subscriber missed a publication: telling it (insufficient state)");
+                        c.report_gap(room.name.clone());
+                    }
                 }
             }
-        }
+        });
     }
 
     /// Publications this worker's inbox dropped: each subscriber that needed one is told

@@ -197,6 +197,9 @@ async def metrics_move():
     assert waits >= m[("ringcast_sends_total", ())], m
     assert m[("ringcast_send_wait_seconds_bucket", (("le", "+Inf"),))] == waits, m
     assert m[("ringcast_send_wait_seconds_bucket", (("le", "2.5"),))] == waits, m
+    # Every send that completed counted its time in the kernel.
+    flights = m[("ringcast_send_flight_seconds_count", ())]
+    assert flights >= 1 and m[("ringcast_send_flight_seconds_bucket", (("le", "+Inf"),))] == flights, m
     # The publish histogram's buckets end at its count (they were once accumulated twice).
     assert m[("ringcast_publish_enqueue_seconds_bucket", (("le", "+Inf"),))] == m[
         ("ringcast_publish_enqueue_seconds_count", ())

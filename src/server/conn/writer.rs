@@ -17,7 +17,7 @@
 //! Must not: read, or decide when a connection closes (the reader does; the writer only reports
 //! that the last bytes went out, or that the socket broke).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -52,9 +52,11 @@ pub(super) enum WriteState {
     /// On the worker's ready list, with the connection's send buffer if it kept one, and
     /// since when it has had something to send (for the send-wait histogram).
     Ready { buf: Vec<u8>, since: Instant },
-    /// One send in flight; `again`: since when something scheduled meanwhile waits.
+    /// One send in flight since `started` (the pass's clock); `again`: since when something
+    /// scheduled meanwhile waits.
     Sending {
         send: compio::runtime::Submit<SendOp>,
+        started: Instant,
         again: Option<Instant>,
     },
     /// The last bytes went out, or the socket broke: nothing more is written.
@@ -66,6 +68,9 @@ pub struct Writers {
     /// Connections (by id) to seal and send for; one entry per connection in `Ready`.
     ready: RefCell<VecDeque<usize>>,
     completions: Arc<Completions>,
+    /// The clock of the fan-out under way ([`Writers::stamped`]): one read per publication,
+    /// not one per connection it schedules.
+    clock: Cell<Option<Instant>>,
 }
 
 /// Connections whose send completed, filled by their wakers (the driver wakes them on the
@@ -122,6 +127,7 @@ impl Writers {
         Self {
             ready: RefCell::new(VecDeque::new()),
             completions: Arc::default(),
+            clock: Cell::new(None),
         }
     }
 
@@ -133,6 +139,19 @@ impl Writers {
         }))
     }
 
+    /// Runs `f` (a fan-out) with one clock read for everything it schedules: its frames all
+    /// count as queued when it began (a send-wait over-counted by at most the fan-out's length).
+    pub fn stamped<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.clock.set(Some(Instant::now()));
+        let r = f();
+        self.clock.set(None);
+        r
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.get().unwrap_or_else(Instant::now)
+    }
+
     /// `conn` has something to write: onto the ready list unless it is there, sending (then it
     /// goes again after the send) or done.
     pub(super) fn schedule(&self, conn: &Conn) {
@@ -141,12 +160,12 @@ impl Writers {
             WriteState::Idle => {
                 *state = WriteState::Ready {
                     buf: Vec::new(),
-                    since: Instant::now(),
+                    since: self.now(),
                 };
                 self.push_ready(conn.id);
             }
             WriteState::Sending { again, .. } => {
-                again.get_or_insert_with(Instant::now);
+                again.get_or_insert_with(|| self.now());
             }
             WriteState::Ready { .. } | WriteState::Done => {}
         }
@@ -186,15 +205,16 @@ pub(crate) async fn flush_loop(worker: Rc<Worker>) {
     let mut done = Vec::new();
     loop {
         writers.work(&mut done).await;
+        // One clock read per pass: the send-wait and flight histograms are off by at most the
+        // pass's length.
+        let now = Instant::now();
         for id in done.drain(..) {
             let conn = worker.conns.borrow().get(id).cloned();
             if let Some(conn) = conn {
-                poll_send(&worker, &conn);
+                poll_send(&worker, &conn, now);
             }
         }
         let mut sends = 0;
-        // One clock read per pass: a send-wait is under-counted by at most the pass's length.
-        let now = Instant::now();
         while sends < SENDS_PER_PASS {
             let Some(id) = writers.ready.borrow_mut().pop_front() else {
                 break;
@@ -261,7 +281,7 @@ fn flush(worker: &Worker, conn: &Conn, now: Instant) -> bool {
         worker.shared.counters[worker.index]
             .send_wait
             .observe_own(now.saturating_duration_since(since));
-        start_send(worker, conn, buf, None);
+        start_send(worker, conn, buf, None, now);
         return true;
     }
     if buf.capacity() > 0 {
@@ -275,20 +295,27 @@ fn flush(worker: &Worker, conn: &Conn, now: Instant) -> bool {
 
 /// Submits `buf` to the socket and polls it once (a driver may complete it at once); `again`:
 /// something was scheduled while the bytes before it were in flight.
-fn start_send(worker: &Worker, conn: &Conn, buf: Vec<u8>, again: Option<Instant>) {
+fn start_send(worker: &Worker, conn: &Conn, buf: Vec<u8>, again: Option<Instant>, now: Instant) {
     let op = Send::new(conn.stream.to_shared_fd(), buf, SendFlags::NOSIGNAL);
     conn.write.replace(WriteState::Sending {
         send: compio::runtime::submit(op),
+        started: now,
         again,
     });
-    poll_send(worker, conn);
+    poll_send(worker, conn, now);
 }
 
-/// Polls `conn`'s send in flight (after its waker fired) and acts on the result.
-fn poll_send(worker: &Worker, conn: &Conn) {
-    let (res, op, again) = {
+/// Polls `conn`'s send in flight (after its waker fired) and acts on the result; `now`: the
+/// pass's clock.
+fn poll_send(worker: &Worker, conn: &Conn, now: Instant) {
+    let (res, op, again, started) = {
         let mut state = conn.write.borrow_mut();
-        let WriteState::Sending { send, again } = &mut *state else {
+        let WriteState::Sending {
+            send,
+            started,
+            again,
+        } = &mut *state
+        else {
             return; // a stale completion
         };
         let mut cx = Context::from_waker(&conn.send_done);
@@ -296,7 +323,7 @@ fn poll_send(worker: &Worker, conn: &Conn) {
             Poll::Pending => return,
             Poll::Ready(r) => r,
         };
-        (res, op, again.take())
+        (res, op, again.take(), *started)
     };
     conn.write.replace(WriteState::Idle);
     let mut buf = op.into_inner();
@@ -310,10 +337,13 @@ fn poll_send(worker: &Worker, conn: &Conn) {
         }
     };
     WorkerCounters::add(&counters.bytes_out, n as u64);
+    counters
+        .send_flight
+        .observe_own(now.saturating_duration_since(started));
     if n < buf.len() {
         // A short send: the rest goes next (rare; a copy of what is left).
         buf.drain(..n);
-        start_send(worker, conn, buf, again);
+        start_send(worker, conn, buf, again, now);
         return;
     }
     WorkerCounters::add(&counters.sends, 1);
