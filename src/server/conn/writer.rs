@@ -36,12 +36,13 @@ use crate::rt::yield_now;
 use crate::server::counters::WorkerCounters;
 use crate::server::worker::Worker;
 
-/// Sends the flusher starts per pass of the worker's run queue. The limit comes from the writer
-/// tasks it replaced: without it a broadcast's thousands of sends ran before the reader of the
-/// next publication and the cross-core inbox, and a saturated broadcast's p99 was 3× worse
-/// (results/write-turns.md: 64, 128 and 512 measured; 128 kept). With the flusher only 32 was
-/// tried (one diagnostic run, p99 level: results/flusher.md).
-const SENDS_PER_PASS: usize = 128;
+/// Sends the flusher starts per pass of the worker's run queue; after each pass it yields its
+/// core. The limit comes from the writer tasks it replaced: without it a broadcast's thousands
+/// of sends ran before the reader of the next publication and the cross-core inbox, and a
+/// saturated broadcast's p99 was 3× worse (results/write-turns.md). With the flusher and its
+/// yield, 32, 64, 128 and 256 were measured side by side: 64 had the lowest p99 (0.86× of 128's
+/// when saturated, 0.92× at 1,000 × 100/s, CPU level; results/pass-size.md).
+const SENDS_PER_PASS: usize = 64;
 
 type SendOp = Send<Vec<u8>, SharedFd<socket2::Socket>>;
 
@@ -361,7 +362,7 @@ fn poll_send(worker: &Worker, conn: &Conn, now: Instant) {
         conn.drained.notify();
     }
     if more {
-        let since = again.unwrap_or_else(Instant::now);
+        let since = again.unwrap_or(now);
         conn.write.replace(WriteState::Ready { buf, since });
         worker.writers.push_ready(conn.id);
     } else if finishing {
