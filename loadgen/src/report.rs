@@ -409,7 +409,12 @@ pub fn table(s: &Summary) -> String {
         );
     }
     if !c.server_closes.is_empty() {
-        let _ = writeln!(t, "server Close codes seen: {:?}", c.server_closes);
+        let _ = writeln!(
+            t,
+            "server Close codes seen (answers within {} ms of loadgen's Close): {:?}",
+            crate::run::CLOSE_GRACE.as_millis(),
+            c.server_closes
+        );
     }
     if c.compressed > 0 {
         let _ = writeln!(
