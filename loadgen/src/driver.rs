@@ -403,6 +403,10 @@ fn load(
         ]),
         machine: sys::machine(),
         started_unix,
+        measured_from_unix_ms: match shared.start_ns.load(Ordering::Acquire) {
+            0 => 0,
+            start => (shared.epoch_unix_ns + start + plan.warmup.as_nanos() as u64) / 1_000_000,
+        },
         measured_s: sys::secs(measured),
         counts: Counts {
             clients: plan.clients as u64,

@@ -101,6 +101,11 @@ pub struct Summary {
     pub versions: BTreeMap<String, String>,
     pub machine: Machine,
     pub started_unix: u64,
+    /// Unix time in ms at which the measured window (and the first step of
+    /// `latency_by_step_us`) began; 0 when nothing was sent. To line the timeline up with
+    /// samples taken beside the run.
+    #[serde(default)]
+    pub measured_from_unix_ms: u64,
     pub measured_s: f64,
     pub counts: Counts,
     /// Delivered messages per second in the measured window.
@@ -554,6 +559,7 @@ mod tests {
             versions: BTreeMap::new(),
             machine: crate::sys::machine(),
             started_unix: 0,
+            measured_from_unix_ms: 0,
             measured_s: 1.0,
             counts: Counts::default(),
             throughput: 1000.0,

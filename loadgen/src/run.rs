@@ -174,6 +174,8 @@ impl Plan {
 pub struct Shared {
     pub plan: Plan,
     pub epoch: Instant,
+    /// `epoch` as Unix time in ns (to place the measured window in wall-clock time).
+    pub epoch_unix_ns: u64,
     pub connected: AtomicUsize,
     pub failed: AtomicUsize,
     pub client_ok: Vec<AtomicBool>,
@@ -193,6 +195,9 @@ impl Shared {
         let n = plan.clients;
         Self {
             epoch: Instant::now(),
+            epoch_unix_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
             connected: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             client_ok: (0..n).map(|_| AtomicBool::new(false)).collect(),

@@ -139,6 +139,17 @@ fn broadcast_to_300_clients_delivers_everything() {
     );
     assert_eq!(s["receiver_mean_latency_us"]["count"], 300, "{log}");
     assert!(log.contains("p99 by step"), "{log}");
+    // The window's start in wall-clock time: after the run began, before it ended.
+    let from_ms = s["measured_from_unix_ms"].as_u64().unwrap();
+    let started_ms = s["started_unix"].as_u64().unwrap() * 1000;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        from_ms >= started_ms && from_ms < now_ms,
+        "{from_ms} {started_ms} {now_ms}"
+    );
     assert!(c["sent"].as_u64().unwrap() >= 70, "{c}");
     assert_eq!(c["delivered"], c["expected"], "{log}");
     assert_eq!(
