@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::server::ServerShared;
-use crate::server::counters::{DurationHistogram, WorkerCounters};
+use crate::server::counters::{DurationHistogram, HistogramSnapshot, WorkerCounters};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -51,6 +51,19 @@ impl Snapshot {
         self.0
             .push((name, help, Family::Gauge(vec![(Vec::new(), v)])));
     }
+    fn histogram(&mut self, name: &'static str, help: &'static str, h: HistogramSnapshot) {
+        let (sum, count, buckets) = h;
+        self.0.push((
+            name,
+            help,
+            Family::Histogram {
+                sum,
+                count,
+                buckets,
+            },
+        ));
+    }
+
     fn gauges(&mut self, name: &'static str, help: &'static str, v: Vec<(Labels, i64)>) {
         self.0.push((name, help, Family::Gauge(v)));
     }
@@ -282,40 +295,23 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
             ),
         ],
     );
-    let (sum_s, count, buckets) =
-        DurationHistogram::snapshot_all(shared.counters.iter().map(|w| &w.send_wait));
-    s.0.push((
+    s.histogram(
         "ringcast_send_wait_seconds",
         "How long a connection's oldest unsent frame waited for its send to start: behind the \
          send in flight, then for the worker's writer (off by at most one pass of the writer).",
-        Family::Histogram {
-            sum: sum_s,
-            count,
-            buckets,
-        },
-    ));
-    let (sum_s, count, buckets) =
-        DurationHistogram::snapshot_all(shared.counters.iter().map(|w| &w.send_flight));
-    s.0.push((
+        DurationHistogram::snapshot_all(shared.counters.iter().map(|w| &w.send_wait)),
+    );
+    s.histogram(
         "ringcast_send_flight_seconds",
         "How long socket sends stayed in the kernel, submission to completion (a short send's \
          pieces each): a client that does not read keeps its sends here.",
-        Family::Histogram {
-            sum: sum_s,
-            count,
-            buckets,
-        },
-    ));
-    let (sum_s, count, buckets) = shared.publish_latency.snapshot();
-    s.0.push((
+        DurationHistogram::snapshot_all(shared.counters.iter().map(|w| &w.send_flight)),
+    );
+    s.histogram(
         "ringcast_publish_enqueue_seconds",
         "Client publish: from the command to its frame in every subscriber worker's inbox.",
-        Family::Histogram {
-            sum: sum_s,
-            count,
-            buckets,
-        },
-    ));
+        shared.publish_latency.snapshot(),
+    );
     s.counters(
         "ringcast_api_calls",
         "Server API calls by method and result (ok or the error code).",
