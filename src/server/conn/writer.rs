@@ -142,10 +142,12 @@ impl Writers {
 
     /// Runs `f` (a fan-out) with one clock read for everything it schedules: its frames all
     /// count as queued when it began (a send-wait over-counted by at most the fan-out's length).
+    /// A fan-out inside another keeps the outer one's clock.
     pub fn stamped<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.clock.set(Some(Instant::now()));
+        let outer = self.clock.get();
+        self.clock.set(Some(outer.unwrap_or_else(Instant::now)));
         let r = f();
-        self.clock.set(None);
+        self.clock.set(outer);
         r
     }
 
