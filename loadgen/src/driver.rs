@@ -275,9 +275,6 @@ fn load(
     };
     let server_pid = conn.server_pid.map(|p| p.to_string());
     let server_sample = || server_pid.as_deref().and_then(sys::sample);
-    let started_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let server_before_connect = server_sample();
     let me_before_connect = sys::sample("self").unwrap_or_default();
 
@@ -402,7 +399,7 @@ fn load(
             ("rustls".to_string(), "0.23".to_string()),
         ]),
         machine: sys::machine(),
-        started_unix,
+        started_unix: shared.epoch_unix_ns / 1_000_000_000,
         measured_from_unix_ms: match shared.start_ns.load(Ordering::Acquire) {
             0 => 0,
             start => (shared.epoch_unix_ns + start + plan.warmup.as_nanos() as u64) / 1_000_000,
