@@ -8,15 +8,6 @@ use ringcast::server::{ServerHandle, ServerOptions, check};
 use ringcast::tls::CertOrigin;
 use tracing::{error, info, warn};
 
-/// The allocator: mimalloc, not glibc's. In the server's hot path every send allocates (compio
-/// boxes each submitted operation) and frames are allocated and freed by the thousand per loop
-/// turn; glibc's `_int_malloc`/`_int_free` were 2.5 % of a saturated broadcast's CPU, and with
-/// mimalloc the server's user-space time per delivery is 0.6–0.7× (results/allocator.md). Built
-/// with `no_thp`: mimalloc otherwise asks for transparent huge pages on its arenas and an idle
-/// connection's memory grows in 2 MiB steps (9 KB per connection instead of 5.4 KB).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// ringcast: WebSocket-over-TLS chat and broadcast server on io_uring.
 ///
 /// Each connection's URL path names its room (wss://HOST:PORT/chat → room "chat"); every
