@@ -22,7 +22,7 @@ type Labels = Vec<(&'static str, String)>;
 enum Family {
     Counter(Vec<(Labels, u64)>),
     /// A counter of seconds.
-    Seconds(f64),
+    Seconds(Vec<(Labels, f64)>),
     Gauge(Vec<(Labels, i64)>),
     Histogram {
         sum: f64,
@@ -44,8 +44,10 @@ impl Snapshot {
         self.0.push((name, help, Family::Counter(v)));
     }
     fn seconds(&mut self, name: &'static str, help: &'static str, nanos: u64) {
-        self.0
-            .push((name, help, Family::Seconds(nanos as f64 / 1e9)));
+        self.seconds_by(name, help, vec![(Vec::new(), nanos as f64 / 1e9)]);
+    }
+    fn seconds_by(&mut self, name: &'static str, help: &'static str, v: Vec<(Labels, f64)>) {
+        self.0.push((name, help, Family::Seconds(v)));
     }
     fn gauge(&mut self, name: &'static str, help: &'static str, v: i64) {
         self.0
@@ -79,9 +81,11 @@ impl Collector for Snapshot {
                         ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
                     }
                 }
-                Family::Seconds(v) => {
-                    let m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-                    ConstCounter::new(*v).encode(m)?;
+                Family::Seconds(values) => {
+                    let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                    for (labels, v) in values {
+                        ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
+                    }
                 }
                 Family::Gauge(values) => {
                     let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
@@ -166,6 +170,17 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
                     vec![("worker", i.to_string())],
                     opened as i64 - closed as i64,
                 )
+            })
+            .collect(),
+    );
+    s.seconds_by(
+        "ringcast_worker_cpu_seconds",
+        "CPU time of each worker thread, user and system: a worker that gets less than the others (its core shared with busier threads) serves its connections later.",
+        c.iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                let cpu = crate::host::thread_cpu_time(w.thread_id.load(Ordering::Relaxed))?;
+                Some((vec![("worker", i.to_string())], cpu.as_secs_f64()))
             })
             .collect(),
     );

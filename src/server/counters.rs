@@ -2,7 +2,7 @@
 //! path: each worker writes only its own [`WorkerCounters`] (one cache line apart from the
 //! others, relaxed atomics), the control plane reads them all at scrape time.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// One worker's counters. Gauges are kept as up/down pairs of counters so that every field is
@@ -36,6 +36,8 @@ pub struct WorkerCounters {
     /// How long sends stayed in the kernel (submission to completion): a client that does not
     /// read shows here, not in `send_wait`.
     pub send_flight: DurationHistogram<SendWaitBuckets>,
+    /// The worker thread's kernel id, 0 until it runs: `/metrics` reads its CPU time.
+    pub thread_id: AtomicI32,
 }
 
 /// The statuses `/files/` answers are counted by.

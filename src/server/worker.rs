@@ -455,6 +455,9 @@ pub fn run(
     listener: std::net::TcpListener,
     ready: std::sync::mpsc::Sender<std::io::Result<WorkerInfo>>,
 ) {
+    shared.counters[index]
+        .thread_id
+        .store(crate::host::current_thread_id(), Ordering::Relaxed);
     let opts = &shared.opts;
     let mut proactor = ProactorBuilder::new();
     proactor

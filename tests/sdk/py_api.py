@@ -208,6 +208,10 @@ async def metrics_move():
     assert per_worker and sum(per_worker) == sum(
         v for (name, _), v in m.items() if name == "ringcast_connections"
     ), m
+    # Each worker's thread CPU time, read from the kernel (a worker that has run has used some).
+    cpu = {labels: v for (name, labels), v in m.items() if name == "ringcast_worker_cpu_seconds_total"}
+    workers = {labels for (name, labels), _ in m.items() if name == "ringcast_worker_connections"}
+    assert set(cpu) == workers and all(v > 0 for v in cpu.values()), (cpu, workers)
     assert m[("ringcast_history_bytes", ())] > 0, m
     await c.disconnect()
 
