@@ -131,6 +131,17 @@ fn sum(shared: &ServerShared, f: impl Fn(&WorkerCounters) -> u64) -> u64 {
     shared.counters.iter().map(f).sum()
 }
 
+/// One value per worker, labelled `worker` = its index; workers without a value are left out.
+fn by_worker<T>(
+    c: &[WorkerCounters],
+    f: impl Fn(&WorkerCounters) -> Option<T>,
+) -> Vec<(Labels, T)> {
+    c.iter()
+        .enumerate()
+        .filter_map(|(i, w)| Some((vec![("worker", i.to_string())], f(w)?)))
+        .collect()
+}
+
 fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
@@ -161,28 +172,19 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
     s.gauges(
         "ringcast_worker_connections",
         "Open upgraded connections by worker (how SO_REUSEPORT spread them).",
-        c.iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let opened = load(&w.raw_opened) + load(&w.protocol_opened);
-                let closed = load(&w.raw_closed) + load(&w.protocol_closed);
-                (
-                    vec![("worker", i.to_string())],
-                    opened as i64 - closed as i64,
-                )
-            })
-            .collect(),
+        by_worker(c, |w| {
+            let opened = load(&w.raw_opened) + load(&w.protocol_opened);
+            let closed = load(&w.raw_closed) + load(&w.protocol_closed);
+            Some(opened as i64 - closed as i64)
+        }),
     );
     s.seconds_by(
         "ringcast_worker_cpu_seconds",
         "CPU time of each worker thread, user and system: a worker that gets less than the others (its core shared with busier threads) serves its connections later.",
-        c.iter()
-            .enumerate()
-            .filter_map(|(i, w)| {
-                let cpu = crate::host::thread_cpu_time(w.thread_id.load(Ordering::Relaxed))?;
-                Some((vec![("worker", i.to_string())], cpu.as_secs_f64()))
-            })
-            .collect(),
+        by_worker(c, |w| {
+            crate::host::thread_cpu_time(w.thread_id.load(Ordering::Relaxed))
+                .map(|cpu| cpu.as_secs_f64())
+        }),
     );
     s.gauge(
         "ringcast_sockets",
