@@ -37,8 +37,10 @@ for (kind, rnd), us in sorted(floors.items()):
 
 FIGURES = [
     ("b1k", "CPU per delivery µs", "1k"),
+    ("b1k", "CPU per delivery µs, server + loadgen", None),
     ("b1k", "p99 ms", None),
     ("b10k", "CPU per delivery µs", "9k"),
+    ("b10k", "CPU per delivery µs, server + loadgen", None),
     ("b10k", "p99 ms", None),
     ("b10k100", "p99 ms", None),
     ("b10k100", "lost", None),
