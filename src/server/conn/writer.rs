@@ -238,7 +238,10 @@ pub(crate) async fn flush_loop(worker: Rc<Worker>) {
             // Then the thread offers its core to whoever else waits for it (a no-op when nobody
             // does). Without it, a worker pushing sends back to back held its core for whole
             // time slices while the receivers on the same host waited, and the saturated
-            // broadcast's p99 was 1.3–1.7× worse (results/flusher.md).
+            // broadcast's p99 was 1.3–1.7× worse (results/flusher.md). Since Linux 6.18 a
+            // yield forfeits the rest of the thread's slice (a worker beside a busy thread gets
+            // ≈ a quarter of that CPU); gentler policies measured no better
+            // (results/saturated-tail.md §2c).
             std::thread::yield_now();
         }
         yield_now().await;
