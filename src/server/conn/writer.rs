@@ -239,8 +239,8 @@ pub(crate) async fn flush_loop(worker: Rc<Worker>) {
             // does). Without it, a worker pushing sends back to back held its core for whole
             // time slices while the receivers on the same host waited, and the saturated
             // broadcast's p99 was 1.3–1.7× worse (results/flusher.md). Since Linux 6.18 a
-            // yield forfeits the rest of the thread's slice (a worker beside a busy thread gets
-            // ≈ a quarter of that CPU); gentler policies measured no better
+            // yield forfeits the rest of the thread's slice (beside a thread that never sleeps
+            // this one would get ≈ a quarter of a CPU); gentler policies measured no better
             // (results/saturated-tail.md §2c).
             std::thread::yield_now();
         }
