@@ -244,6 +244,22 @@ pub fn publication_push(channel: &str, publication: &Publication<'_>) -> Vec<u8>
     publication_push_with_range(channel, publication).0
 }
 
+/// `{"push":{"channel":<channel>,"pub":` — what a publication object follows.
+fn pub_push_head(out: &mut Vec<u8>, channel: &str) {
+    out.extend_from_slice(b"{\"push\":{\"channel\":");
+    serde_json::to_writer(&mut *out, channel).expect("serialising to a Vec cannot fail");
+    out.extend_from_slice(b",\"pub\":");
+}
+
+/// The `pub` push around an already encoded publication object (one from another node).
+pub fn publication_frame_around(channel: &str, publication: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + channel.len() + publication.len());
+    pub_push_head(&mut out, channel);
+    out.extend_from_slice(publication);
+    out.extend_from_slice(b"}}");
+    out
+}
+
 /// The `pub` push and where the publication object sits in it (history keeps that slice of
 /// the frame subscribers got, instead of a second copy).
 pub fn publication_push_with_range(
@@ -251,9 +267,7 @@ pub fn publication_push_with_range(
     publication: &Publication<'_>,
 ) -> (Vec<u8>, std::ops::Range<usize>) {
     let mut out = Vec::with_capacity(64 + channel.len() + publication.data.get().len());
-    out.extend_from_slice(b"{\"push\":{\"channel\":");
-    serde_json::to_writer(&mut out, channel).expect("serialising to a Vec cannot fail");
-    out.extend_from_slice(b",\"pub\":");
+    pub_push_head(&mut out, channel);
     let start = out.len();
     serde_json::to_writer(&mut out, publication).expect("serialising to a Vec cannot fail");
     let end = out.len();

@@ -62,7 +62,7 @@ pub struct FileConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
-    /// `memory` (the only one built yet).
+    /// `memory` (one node) or `redis` (several nodes through one Redis).
     #[serde(rename = "type")]
     pub kind: String,
     /// (ringcast) channels with history (epoch, offsets) at most; publishes into more are
@@ -71,8 +71,38 @@ pub struct EngineSection {
     /// (ringcast) bytes of history in all; over it the least recently published channels lose
     /// their history first (counted, logged).
     pub max_history_memory: usize,
-    /// (ringcast) presence entries in all; more are not added (counted, logged).
+    /// (ringcast) presence entries in all (memory engine), per channel (Redis engine); more
+    /// are not added (counted, logged).
     pub max_presence: usize,
+    /// The Redis engine's connection (`type = "redis"`).
+    pub redis: RedisSection,
+}
+
+/// The Redis engine (`[engine] type = "redis"`): several ringcast nodes with the same address
+/// and prefix share channels, history and presence.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSection {
+    /// `redis://host:port` (Redis 6.2 or newer; no password or TLS yet).
+    pub address: String,
+    /// Prefix of every key and PUB/SUB channel.
+    pub prefix: String,
+    /// How long a presence entry outlives its node's last refresh (the node refreshes every
+    /// third of it).
+    pub presence_ttl: Dur,
+    /// (ringcast) how long one Redis call may take before the command fails (error 100).
+    pub timeout: Dur,
+}
+
+impl Default for RedisSection {
+    fn default() -> Self {
+        Self {
+            address: "redis://127.0.0.1:6379".into(),
+            prefix: "ringcast".into(),
+            presence_ttl: secs(60),
+            timeout: secs(2),
+        }
+    }
 }
 
 impl Default for EngineSection {
@@ -82,6 +112,7 @@ impl Default for EngineSection {
             max_history_channels: 100_000,
             max_history_memory: 256 << 20,
             max_presence: 1_000_000,
+            redis: RedisSection::default(),
         }
     }
 }

@@ -81,9 +81,20 @@ pub struct AppFlags {
     /// Channels with history at most (publishes into more: error 106).
     #[arg(long, env = "RINGCAST_MAX_HISTORY_CHANNELS")]
     pub max_history_channels: Option<usize>,
-    /// Presence entries in all, every channel together.
+    /// Presence entries in all, every channel together (Redis engine: per channel).
     #[arg(long, env = "RINGCAST_MAX_PRESENCE")]
     pub max_presence: Option<usize>,
+    /// The channel engine: `memory` (one node) or `redis` (nodes share channels, history and
+    /// presence through one Redis; see --redis-address).
+    #[arg(long, env = "RINGCAST_ENGINE")]
+    pub engine: Option<String>,
+    /// The Redis engine's server: redis://host:port.
+    #[arg(long, env = "RINGCAST_REDIS_ADDRESS")]
+    pub redis_address: Option<String>,
+    /// Prefix of the Redis engine's keys and PUB/SUB channels (nodes that share channels use
+    /// the same).
+    #[arg(long, env = "RINGCAST_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
     /// Raw rooms at every path other than the protocol's: on or off.
     #[arg(long, env = "RINGCAST_RAW_ROOMS", default_value = "on", value_parser = ["on", "off"])]
     pub raw_rooms: String,

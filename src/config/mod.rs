@@ -143,11 +143,43 @@ impl AppConfig {
                 message: "must be at least 1s".into(),
             });
         }
-        if file.engine.kind != "memory" {
-            return Err(ConfigError::Invalid {
-                key: "engine.type",
-                message: format!("{:?}: only \"memory\" is built yet", file.engine.kind),
-            });
+        match file.engine.kind.as_str() {
+            "memory" => {}
+            "redis" => {
+                if crate::engine::redis::target(&file.engine.redis.address).is_none() {
+                    return Err(ConfigError::Invalid {
+                        key: "engine.redis.address",
+                        message: format!(
+                            "{:?}: expected redis://host:port (no password or TLS yet)",
+                            file.engine.redis.address
+                        ),
+                    });
+                }
+                if file.engine.redis.prefix.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        key: "engine.redis.prefix",
+                        message: "must not be empty".into(),
+                    });
+                }
+                if file.engine.redis.presence_ttl.0 < Duration::from_secs(3) {
+                    return Err(ConfigError::Invalid {
+                        key: "engine.redis.presence_ttl",
+                        message: "must be at least 3s".into(),
+                    });
+                }
+                if file.engine.redis.timeout.0.is_zero() {
+                    return Err(ConfigError::Invalid {
+                        key: "engine.redis.timeout",
+                        message: "must be more than 0".into(),
+                    });
+                }
+            }
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: "engine.type",
+                    message: format!("{other:?}: \"memory\" or \"redis\""),
+                });
+            }
         }
         let channels =
             crate::channels::ChannelRules::new(&file.channel).map_err(ConfigError::Namespace)?;
@@ -309,6 +341,15 @@ fn apply_flags(f: &mut FileConfig, flags: &AppFlags) {
     }
     if let Some(n) = flags.max_presence {
         f.engine.max_presence = n;
+    }
+    if let Some(s) = &flags.engine {
+        f.engine.kind = s.clone();
+    }
+    if let Some(s) = &flags.redis_address {
+        f.engine.redis.address = s.clone();
+    }
+    if let Some(s) = &flags.redis_prefix {
+        f.engine.redis.prefix = s.clone();
     }
     if let Some(n) = flags.max_command_size {
         f.websocket.message_size_limit = n;

@@ -282,36 +282,45 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
         "Raw rooms with members.",
         shared.rooms.count() as i64,
     );
-    let engine = &shared.engine;
-    s.gauge(
-        "ringcast_history_bytes",
-        "Bytes of publications held in history.",
-        engine.history_bytes() as i64,
-    );
-    s.gauge(
-        "ringcast_presence_entries",
-        "Presence entries, all channels.",
-        engine.presence_entries() as i64,
-    );
-    let es = &engine.stats;
+    let engine = shared.engine.report();
+    if let Some(b) = engine.history_bytes {
+        s.gauge(
+            "ringcast_history_bytes",
+            "Bytes of publications held in history (memory engine).",
+            b as i64,
+        );
+    }
+    if let Some(n) = engine.presence_entries {
+        s.gauge(
+            "ringcast_presence_entries",
+            "Presence entries: all channels (memory engine), this node's clients (Redis engine).",
+            n as i64,
+        );
+    }
     s.counters(
         "ringcast_engine_bounds_hit",
         "Engine bounds hit, by bound (history shed, channels refused, presence refused).",
-        vec![
-            (
-                vec![("bound", "history_memory".into())],
-                load(&es.history_shed),
-            ),
-            (
-                vec![("bound", "history_channels".into())],
-                load(&es.channels_refused),
-            ),
-            (
-                vec![("bound", "presence".into())],
-                load(&es.presence_refused),
-            ),
-        ],
+        engine
+            .bounds_hit
+            .iter()
+            .map(|(bound, n)| (vec![("bound", (*bound).into())], *n))
+            .collect(),
     );
+    if let Some(n) = engine.backend_errors {
+        s.counter(
+            "ringcast_engine_backend_errors",
+            "Redis engine calls that failed (each failed its command with error 100, or lost a \
+             join/leave push or a presence refresh), and subscriber connection breaks.",
+            n,
+        );
+    }
+    if let Some(n) = engine.backend_connects {
+        s.counter(
+            "ringcast_engine_backend_connects",
+            "Times the node's Redis subscriber connection was made (1 + reconnects).",
+            n,
+        );
+    }
     s.histogram(
         "ringcast_send_wait_seconds",
         "How long a connection's oldest unsent frame waited for its send to start: behind the \

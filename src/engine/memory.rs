@@ -19,7 +19,7 @@ use super::{
 use crate::client_protocol::reply::{ClientInfo, Publication, publication_push_with_range};
 
 /// How long a channel's epoch and top offset outlive its last publication by default.
-const DEFAULT_META_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(super) const DEFAULT_META_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The limits of a memory engine.
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +62,7 @@ pub struct MemoryEngine {
 }
 
 /// 8 random letters, as Centrifugo's epochs.
-fn new_epoch() -> Arc<str> {
+pub(super) fn new_epoch() -> Arc<str> {
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
     const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -241,14 +241,8 @@ impl Broker for MemoryEngine {
     }
 
     fn publish_presence_event(&self, channel: &str, join: bool, info: &ClientInfo<'_>) {
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            info: &'a ClientInfo<'a>,
-        }
-        let mut b = crate::client_protocol::reply::Batch::default();
-        b.push(channel, if join { "join" } else { "leave" }, &Body { info });
-        self.outlet
-            .deliver(channel, 0, self.outlet.frame(&b.take()));
+        let push = super::presence_event_push(channel, join, info);
+        self.outlet.deliver(channel, 0, self.outlet.frame(&push));
     }
 
     fn history(
@@ -288,6 +282,21 @@ impl Broker for MemoryEngine {
             s.history.clear();
             drop(s);
             self.account(before, 0);
+        }
+    }
+
+    fn report(&self) -> super::EngineReport {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        super::EngineReport {
+            history_bytes: Some(self.history_bytes() as u64),
+            presence_entries: Some(self.presence_entries() as u64),
+            bounds_hit: vec![
+                ("history_memory", load(&self.stats.history_shed)),
+                ("history_channels", load(&self.stats.channels_refused)),
+                ("presence", load(&self.stats.presence_refused)),
+            ],
+            backend_errors: None,
+            backend_connects: None,
         }
     }
 }

@@ -18,9 +18,11 @@
 //! |---|---|
 //! | [`history`] | one channel's stream: size, TTL, queries by offset |
 //! | [`memory`] | the in-process engine: per-channel locks, history memory bound, presence |
+//! | [`redis`] | the Redis engine: several ringcast nodes share channels, history and presence |
 
 pub mod history;
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,6 +75,9 @@ pub enum EngineError {
     NoHistory,
     #[error("the engine holds the most channels with history it may ({0})")]
     TooManyChannels(usize),
+    /// The engine's backend (Redis) did not answer or refused: the operation did not happen.
+    #[error("the channel engine is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// What a client (or the server API) is told: 108 for a channel without history, 106 for
@@ -83,8 +88,20 @@ impl From<EngineError> for crate::client_protocol::codes::ClientError {
         match e {
             EngineError::NoHistory => ClientError::NOT_AVAILABLE.with_detail(e),
             EngineError::TooManyChannels(_) => ClientError::LIMIT_EXCEEDED.with_detail(e),
+            EngineError::Unavailable(_) => ClientError::INTERNAL.with_detail(e),
         }
     }
+}
+
+/// The `join` or `leave` push of `info` into `channel`.
+pub fn presence_event_push(channel: &str, join: bool, info: &ClientInfo<'_>) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        info: &'a ClientInfo<'a>,
+    }
+    let mut b = crate::client_protocol::reply::Batch::default();
+    b.push(channel, if join { "join" } else { "leave" }, &Body { info });
+    b.take()
 }
 
 /// Where published frames go: the runtime's side of the engine.
@@ -94,6 +111,9 @@ pub trait Outlet: Send + Sync {
     /// Hands `frame` to every worker with subscribers of `channel`. Called in offset order per
     /// channel (0 = a frame without offset: join, leave, publications without history).
     fn deliver(&self, channel: &str, offset: u64, frame: Bytes);
+    /// Publications of any channel may have been missed (the engine's backend connection
+    /// broke): every subscriber positioned in a stream must be told it cannot continue.
+    fn lost_all(&self) {}
 }
 
 /// Publications and history (Centrifugo's `Broker`).
@@ -123,6 +143,34 @@ pub trait Broker: Send + Sync {
     ) -> Result<(Vec<Stored>, StreamPosition), EngineError>;
 
     fn remove_history(&self, channel: &str);
+
+    /// This node got a subscriber of `channel` on one more worker (called once per worker that
+    /// gains its first one): from when this returns, every publication into `channel` reaches
+    /// the outlet. The memory engine has nothing to do; the Redis engine subscribes the node.
+    fn node_subscribe(&self, _channel: &str) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    /// A worker lost its last subscriber of `channel` (the pair of [`Broker::node_subscribe`]).
+    fn node_unsubscribe(&self, _channel: &str) {}
+
+    /// Figures for metrics.
+    fn report(&self) -> EngineReport {
+        EngineReport::default()
+    }
+}
+
+/// What an engine reports for metrics (`None`: not kept by this engine).
+#[derive(Debug, Default, Clone)]
+pub struct EngineReport {
+    pub history_bytes: Option<u64>,
+    pub presence_entries: Option<u64>,
+    /// Bounds hit: (bound, times).
+    pub bounds_hit: Vec<(&'static str, u64)>,
+    /// Backend calls that failed (Redis).
+    pub backend_errors: Option<u64>,
+    /// Times the node's subscriber connection to the backend was (re)established.
+    pub backend_connects: Option<u64>,
 }
 
 /// One member of a channel's presence.

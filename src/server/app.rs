@@ -18,9 +18,7 @@ use crate::auth::TokenError;
 use crate::client_protocol::codes::ClientError;
 use crate::client_protocol::reply::ClientInfo;
 use crate::client_protocol::{self as cp, Disconnect};
-use crate::engine::{
-    Broker, HistoryOptions, HistoryQuery, PresenceEntry, PresenceManager, Stored, StreamPosition,
-};
+use crate::engine::{HistoryOptions, HistoryQuery, PresenceEntry, Stored, StreamPosition};
 use crate::proto::encode::server_frame;
 use crate::proto::handshake::{Request, Status, error_response};
 use crate::proto::{CloseCode, OpCode};
@@ -227,12 +225,22 @@ impl ConnHost<'_> {
 impl Host for ConnHost<'_> {
     fn join(&mut self, channel: &str) -> Result<(), ClientError> {
         let shared = &self.worker.shared;
+        let first_here = self.worker.channels.borrow().get(channel).is_none();
         let m = self
             .worker
             .channels
             .borrow_mut()
             .join(&shared.channels, self.worker.index, channel, self.conn)
             .map_err(|e| ClientError::LIMIT_EXCEEDED.with_detail(e))?;
+        if first_here {
+            // The node listens to the channel before the session reads its position (the
+            // Redis engine waits for Redis to confirm; the memory engine returns at once).
+            if let Err(e) = shared.engine.node_subscribe(channel) {
+                let mut channels = self.worker.channels.borrow_mut();
+                channels.leave(&shared.channels, self.worker.index, &m);
+                return Err(ClientError::from(e));
+            }
+        }
         if self.subs.is_empty() {
             self.subs.reserve_exact(1);
         }
@@ -251,10 +259,14 @@ impl Host for ConnHost<'_> {
         if let Some(i) = self.subs.iter().position(|m| &*m.room == channel) {
             let m = self.subs.swap_remove(i);
             let shared = &self.worker.shared;
-            self.worker
-                .channels
-                .borrow_mut()
-                .leave(&shared.channels, self.worker.index, &m);
+            let last_here = {
+                let mut channels = self.worker.channels.borrow_mut();
+                channels.leave(&shared.channels, self.worker.index, &m);
+                channels.get(&m.room).is_none()
+            };
+            if last_here {
+                shared.engine.node_unsubscribe(&m.room);
+            }
             WorkerCounters::add(&shared.counters[self.worker.index].subs_removed, 1);
         }
     }

@@ -111,6 +111,14 @@ impl Inbox {
         self.any_lost.store(true, Ordering::Release);
     }
 
+    /// Every channel may have lost publications (the engine's backend connection broke):
+    /// the owner tells every positioned subscriber.
+    pub fn lose_all(&self) {
+        self.lost.lock().expect("inbox lost set poisoned").overflow = true;
+        self.any_lost.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
     /// What was dropped since the last call (None, without a lock, when nothing was).
     pub fn take_lost(&self) -> Option<Lost> {
         if !self.any_lost.swap(false, Ordering::AcqRel) {
@@ -136,10 +144,10 @@ impl Inbox {
         self.waker.wake();
     }
 
-    /// Registers the owner's waker; true when deliveries are waiting.
+    /// Registers the owner's waker; true when deliveries (or losses to report) are waiting.
     pub fn poll_ready(&self, cx: &mut Context<'_>) -> bool {
         self.waker.register(cx.waker());
-        !self.queue.is_empty() || !self.control.is_empty()
+        !self.queue.is_empty() || !self.control.is_empty() || self.any_lost.load(Ordering::Acquire)
     }
 
     pub fn pop(&self) -> Option<Delivery> {

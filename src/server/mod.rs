@@ -76,6 +76,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Files(#[from] options::FilesError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::redis::RedisStartError),
     #[error("--workers must be between 1 and {MAX_WORKERS}, not {0}")]
     Workers(usize),
     #[error(
@@ -122,7 +124,7 @@ pub struct ServerShared {
     pub channels: RoomDirectory,
     pub users: admission::UserConnections,
     /// The channel engine: offsets, history, presence (its outlet is this server's inboxes).
-    pub engine: Arc<crate::engine::memory::MemoryEngine>,
+    pub engine: Arc<dyn crate::engine::Engine>,
     pub connect_limiter: admission::ConnectLimiter,
     /// One per worker, written only by it.
     pub counters: Vec<counters::WorkerCounters>,
@@ -154,7 +156,8 @@ impl ServerShared {
 }
 
 /// The engine's outlet: a publication's frame into the inboxes of the workers with subscribers.
-struct Outlet(std::sync::Weak<ServerShared>);
+/// Made before the server it feeds (the engine takes it at its start), told the server once.
+struct Outlet(std::sync::OnceLock<std::sync::Weak<ServerShared>>);
 
 impl crate::engine::Outlet for Outlet {
     fn frame(&self, push: &[u8]) -> bytes::Bytes {
@@ -162,10 +165,45 @@ impl crate::engine::Outlet for Outlet {
     }
 
     fn deliver(&self, channel: &str, offset: u64, frame: bytes::Bytes) {
-        if let Some(shared) = self.0.upgrade() {
+        if let Some(shared) = self.0.get().and_then(|w| w.upgrade()) {
             worker::publish_channel(&shared.channels, &shared.inboxes, channel, offset, frame);
         }
     }
+
+    fn lost_all(&self) {
+        if let Some(shared) = self.0.get().and_then(|w| w.upgrade()) {
+            for inbox in &shared.inboxes {
+                inbox.lose_all();
+            }
+        }
+    }
+}
+
+/// The configured channel engine.
+fn start_engine(
+    cfg: &crate::config::file::EngineSection,
+    outlet: Arc<Outlet>,
+) -> Result<Arc<dyn crate::engine::Engine>, StartError> {
+    if cfg.kind == "redis" {
+        let opts = crate::engine::redis::RedisOptions {
+            address: cfg.redis.address.clone(),
+            prefix: cfg.redis.prefix.clone(),
+            presence_ttl: cfg.redis.presence_ttl.0,
+            max_presence_per_channel: cfg.max_presence,
+            timeout: cfg.redis.timeout.0,
+        };
+        let e = crate::engine::redis::RedisEngine::start(outlet, opts)?;
+        tracing::info!(address = %cfg.redis.address, prefix = %cfg.redis.prefix, "channel engine: Redis");
+        return Ok(Arc::new(e));
+    }
+    let limits = crate::engine::memory::Limits {
+        max_channels: cfg.max_history_channels,
+        max_history_bytes: cfg.max_history_memory,
+        max_presence: cfg.max_presence,
+    };
+    Ok(Arc::new(crate::engine::memory::MemoryEngine::new(
+        outlet, limits,
+    )))
 }
 
 /// What a reload did.
@@ -260,16 +298,10 @@ impl ServerHandle {
                 addr: opts.listen,
                 source,
             })?;
-        let limits = crate::engine::memory::Limits {
-            max_channels: app.engine.max_history_channels,
-            max_history_bytes: app.engine.max_history_memory,
-            max_presence: app.engine.max_presence,
-        };
-        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<ServerShared>| ServerShared {
-            engine: Arc::new(crate::engine::memory::MemoryEngine::new(
-                Arc::new(Outlet(weak.clone())),
-                limits,
-            )),
+        let outlet = Arc::new(Outlet(std::sync::OnceLock::new()));
+        let engine = start_engine(&app.engine, outlet.clone())?;
+        let shared = Arc::new(ServerShared {
+            engine,
             session_env: Arc::new(crate::session::SessionEnv::new(app.clone())),
             channels: RoomDirectory::new(opts.max_rooms),
             users: admission::UserConnections::new(app.client().user_connection_limit),
@@ -291,6 +323,7 @@ impl ServerHandle {
             started: crate::session::Now::system().unix,
             files,
         });
+        let _ = outlet.0.set(Arc::downgrade(&shared));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(n);
         for (index, l) in listeners.into_iter().enumerate() {

@@ -7,6 +7,7 @@
 pub mod files;
 pub mod postgres;
 pub mod process;
+pub mod redis;
 
 use std::path::PathBuf;
 use std::sync::Arc;

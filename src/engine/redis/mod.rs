@@ -1,0 +1,570 @@
+//! The Redis engine: several ringcast nodes share channels, history and presence through one
+//! Redis (a real server, 6.2 or newer), with Centrifugo's layout of keys.
+//!
+//! - **Publish** is one Lua script, atomic in Redis: the channel's next offset (`HINCRBY` of
+//!   the meta hash, epoch kept there), the publication appended to the channel's stream
+//!   (`XADD` with the offset as entry id, `MAXLEN` the history size, the stream expiring after
+//!   the history TTL) and `PUBLISH` to every node listening. Channels without history are a
+//!   plain `PUBLISH`. The publishing node delivers to its own subscribers from the PUB/SUB echo
+//!   like every other node, so all nodes see one order per channel: Redis'.
+//! - **Subscribe**: a node listens to a channel while it has subscribers of it
+//!   ([`pubsub`]); the first subscriber waits for Redis to confirm, then reads the position.
+//! - **History and recovery**: `XRANGE`/`XREVRANGE` by offset, with the position, in one
+//!   script.
+//! - **Presence**: a hash of entries and a sorted set of expiry times per channel; each node
+//!   refreshes the entries of its own clients every third of the presence TTL, so the entries
+//!   of a node that died expire; expired ones are dropped when read.
+//!
+//! Calls are synchronous on the calling thread (a worker, or the control thread for the
+//! server API): each costs that thread one round trip to Redis. Connections come from a pool
+//! holding at most one per thread that calls at once. A failed call is an
+//! [`EngineError::Unavailable`] for that command (error 100 to the client), counted and
+//! logged; nothing is retried behind the client's back.
+//!
+//! Must not: know about WebSocket or workers (the outlet does the delivery).
+
+pub mod message;
+pub mod pubsub;
+pub mod resp;
+mod scripts;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use tracing::warn;
+
+use super::memory::{DEFAULT_META_TTL, new_epoch};
+use super::{
+    Broker, EngineError, EngineReport, HistoryOptions, HistoryQuery, Outlet, PresenceEntry,
+    PresenceManager, Stored, StreamPosition,
+};
+use crate::client_protocol::reply::{ClientInfo, Publication, publication_push};
+use pubsub::Subscriber;
+
+/// How the engine reaches Redis.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://host:port` (or `host:port`).
+    pub address: String,
+    /// Prefix of every key and PUB/SUB channel (nodes sharing channels use the same).
+    pub prefix: String,
+    /// How long a presence entry lives without its node refreshing it.
+    pub presence_ttl: Duration,
+    /// Presence entries per channel at most (more are refused, counted, logged).
+    pub max_presence_per_channel: usize,
+    /// How long one call may take before it fails.
+    pub timeout: Duration,
+}
+
+/// Why the Redis engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisStartError {
+    #[error(
+        "engine.redis.address {0:?}: expected redis://host:port (passwords, TLS and sockets are not supported yet)"
+    )]
+    Address(String),
+    #[error("cannot reach Redis at {address}: {source}")]
+    Connect {
+        address: String,
+        source: redis::RedisError,
+    },
+}
+
+/// A presence entry as stored in Redis.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredPresence<'a> {
+    #[serde(borrow)]
+    client: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    user: std::borrow::Cow<'a, str>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none", default)]
+    conn_info: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// This node's presence entries: (channel, client) → the stored entry, refreshed in Redis.
+type PresenceKey = (Arc<str>, Arc<str>);
+type LocalPresence = HashMap<PresenceKey, String>;
+
+pub struct RedisEngine {
+    client: redis::Client,
+    pool: Mutex<Vec<redis::Connection>>,
+    opts: RedisOptions,
+    scripts: scripts::Scripts,
+    subscriber: Arc<Subscriber>,
+    local_presence: Arc<Mutex<LocalPresence>>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    errors: Arc<AtomicU64>,
+    presence_refused: AtomicU64,
+}
+
+/// `host:port` from `redis://host:port[/db]` or `host:port`.
+pub fn target(address: &str) -> Option<String> {
+    let rest = address.strip_prefix("redis://").unwrap_or(address);
+    let hostport = rest.split('/').next().unwrap_or_default();
+    if hostport.is_empty()
+        || hostport.contains('@')
+        || address.contains("://") && !address.starts_with("redis://")
+    {
+        return None;
+    }
+    Some(if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:6379")
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn secs(d: Duration) -> u64 {
+    d.as_secs().max(1)
+}
+
+impl RedisEngine {
+    /// Connects (one call to check Redis answers) and starts the node's subscriber.
+    pub fn start(outlet: Arc<dyn Outlet>, opts: RedisOptions) -> Result<Self, RedisStartError> {
+        let target =
+            target(&opts.address).ok_or_else(|| RedisStartError::Address(opts.address.clone()))?;
+        let client = redis::Client::open(format!("redis://{target}")).map_err(|source| {
+            RedisStartError::Connect {
+                address: opts.address.clone(),
+                source,
+            }
+        })?;
+        let mut first = client
+            .get_connection_with_timeout(opts.timeout)
+            .map_err(|source| RedisStartError::Connect {
+                address: opts.address.clone(),
+                source,
+            })?;
+        first
+            .set_read_timeout(Some(opts.timeout))
+            .and_then(|()| first.set_write_timeout(Some(opts.timeout)))
+            .and_then(|()| redis::cmd("PING").query::<()>(&mut first))
+            .map_err(|source| RedisStartError::Connect {
+                address: opts.address.clone(),
+                source,
+            })?;
+        let subscriber = Subscriber::start(target, format!("{}.client.", opts.prefix), outlet);
+        let local_presence: Arc<Mutex<LocalPresence>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let errors = Arc::new(AtomicU64::new(0));
+        let refresher = {
+            let (client, opts, presence, stop, errors) = (
+                client.clone(),
+                opts.clone(),
+                local_presence.clone(),
+                stop.clone(),
+                errors.clone(),
+            );
+            std::thread::Builder::new()
+                .name("ringcast-redis-presence".into())
+                .spawn(move || refresh_presence(client, opts, presence, stop, errors))
+                .expect("spawning the presence refresher")
+        };
+        Ok(Self {
+            client,
+            pool: Mutex::new(vec![first]),
+            scripts: scripts::Scripts::new(),
+            opts,
+            subscriber,
+            local_presence,
+            refresher: Some(refresher),
+            stop,
+            errors,
+            presence_refused: AtomicU64::new(0),
+        })
+    }
+
+    /// Runs `f` on a pooled connection; a failure drops that connection and is counted.
+    fn call<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, EngineError> {
+        let pooled = lock(&self.pool).pop();
+        let mut con = match pooled {
+            Some(c) => c,
+            None => self
+                .client
+                .get_connection_with_timeout(self.opts.timeout)
+                .and_then(|c| {
+                    c.set_read_timeout(Some(self.opts.timeout))?;
+                    c.set_write_timeout(Some(self.opts.timeout))?;
+                    Ok(c)
+                })
+                .map_err(|e| self.failed(what, e))?,
+        };
+        let r = f(&mut con).map_err(|e| self.failed(what, e))?;
+        lock(&self.pool).push(con);
+        Ok(r)
+    }
+
+    fn failed(&self, what: &str, e: redis::RedisError) -> EngineError {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        warn!(redis = %self.opts.address, "Redis engine: {what} failed: {e}");
+        EngineError::Unavailable(format!("{what}: {e}"))
+    }
+
+    fn key(&self, kind: &str, channel: &str) -> String {
+        format!("{}.{kind}.{channel}", self.opts.prefix)
+    }
+
+    fn publish_event(&self, channel: &str, push: &[u8]) -> Result<(), EngineError> {
+        let name = self.key("client", channel);
+        let msg = message::event(push);
+        self.call("PUBLISH", |c| {
+            redis::cmd("PUBLISH").arg(&name).arg(&msg).query::<()>(c)
+        })
+    }
+}
+
+impl Drop for RedisEngine {
+    fn drop(&mut self) {
+        self.subscriber.stop();
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.refresher.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Re-adds this node's presence entries every third of the TTL until `stop`.
+fn refresh_presence(
+    client: redis::Client,
+    opts: RedisOptions,
+    presence: Arc<Mutex<LocalPresence>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    errors: Arc<AtomicU64>,
+) {
+    let every = (opts.presence_ttl / 3).max(Duration::from_millis(100));
+    let mut con: Option<redis::Connection> = None;
+    while !stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(every);
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        let entries: Vec<(PresenceKey, String)> = lock(&presence)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if entries.is_empty() {
+            continue;
+        }
+        let c = match con.take() {
+            Some(c) => c,
+            None => match client.get_connection_with_timeout(opts.timeout) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    warn!("Redis engine: presence refresh cannot connect: {e}");
+                    continue;
+                }
+            },
+        };
+        let mut c = c;
+        let expire_at = unix_now() + secs(opts.presence_ttl);
+        let mut pipe = redis::pipe();
+        for ((channel, client_id), stored) in &entries {
+            let data = format!("{}.presence.data.{channel}", opts.prefix);
+            let expire = format!("{}.presence.expire.{channel}", opts.prefix);
+            pipe.cmd("HSET")
+                .arg(&data)
+                .arg(&**client_id)
+                .arg(stored)
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(&expire)
+                .arg(expire_at)
+                .arg(&**client_id)
+                .ignore();
+            pipe.cmd("EXPIRE")
+                .arg(&data)
+                .arg(secs(opts.presence_ttl))
+                .ignore();
+            pipe.cmd("EXPIRE")
+                .arg(&expire)
+                .arg(secs(opts.presence_ttl))
+                .ignore();
+        }
+        match pipe.query::<()>(&mut c) {
+            Ok(()) => con = Some(c),
+            Err(e) => {
+                errors.fetch_add(1, Ordering::Relaxed);
+                warn!("Redis engine: presence refresh failed: {e}");
+            }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    crate::session::Now::system().unix
+}
+
+impl Broker for RedisEngine {
+    fn publish(
+        &self,
+        channel: &str,
+        data: &RawValue,
+        info: Option<&ClientInfo<'_>>,
+        opts: HistoryOptions,
+        _now: Instant,
+    ) -> Result<Option<StreamPosition>, EngineError> {
+        if !opts.enabled() {
+            let push = publication_push(
+                channel,
+                &Publication {
+                    data,
+                    info,
+                    offset: 0,
+                },
+            );
+            self.publish_event(channel, &push)?;
+            return Ok(None);
+        }
+        let body = serde_json::to_vec(&Publication {
+            data,
+            info,
+            offset: 0,
+        })
+        .expect("serialising to a Vec cannot fail");
+        let meta_ttl = if opts.meta_ttl.is_zero() {
+            DEFAULT_META_TTL
+        } else {
+            opts.meta_ttl
+        };
+        let (stream, meta, pubsub) = (
+            self.key("stream", channel),
+            self.key("stream.meta", channel),
+            self.key("client", channel),
+        );
+        let (offset, epoch): (u64, String) = self.call("publish", |c| {
+            self.scripts
+                .publish
+                .key(&stream)
+                .key(&meta)
+                .key(&pubsub)
+                .arg(&body)
+                .arg(opts.size)
+                .arg(secs(opts.ttl))
+                .arg(secs(meta_ttl))
+                .arg(&*new_epoch())
+                .invoke(c)
+        })?;
+        Ok(Some(StreamPosition {
+            offset,
+            epoch: epoch.into(),
+        }))
+    }
+
+    fn publish_presence_event(&self, channel: &str, join: bool, info: &ClientInfo<'_>) {
+        // Logged and counted by `call`; a lost join or leave push is not the client's error.
+        let _ = self.publish_event(channel, &super::presence_event_push(channel, join, info));
+    }
+
+    fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+        opts: HistoryOptions,
+        now: Instant,
+    ) -> Result<(Vec<Stored>, StreamPosition), EngineError> {
+        if !opts.enabled() {
+            return Err(EngineError::NoHistory);
+        }
+        let meta_ttl = if opts.meta_ttl.is_zero() {
+            DEFAULT_META_TTL
+        } else {
+            opts.meta_ttl
+        };
+        let (stream, meta) = (
+            self.key("stream", channel),
+            self.key("stream.meta", channel),
+        );
+        let since = query.since.map(|s| s.to_string()).unwrap_or_default();
+        let limit = query.limit.min(opts.size);
+        let v: redis::Value = self.call("history", |c| {
+            self.scripts
+                .history
+                .key(&stream)
+                .key(&meta)
+                .arg(&since)
+                .arg(limit)
+                .arg(if query.reverse { 1 } else { 0 })
+                .arg(secs(meta_ttl))
+                .arg(&*new_epoch())
+                .invoke(c)
+        })?;
+        scripts::history_result(v, now).ok_or_else(|| {
+            self.failed(
+                "history",
+                redis::RedisError::from((redis::ErrorKind::Parse, "unexpected history reply")),
+            )
+        })
+    }
+
+    fn remove_history(&self, channel: &str) {
+        let stream = self.key("stream", channel);
+        let _ = self.call("history removal", |c| {
+            redis::cmd("DEL").arg(&stream).query::<()>(c)
+        });
+    }
+
+    fn node_subscribe(&self, channel: &str) -> Result<(), EngineError> {
+        self.subscriber.subscribe(channel).inspect_err(|_| {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    fn node_unsubscribe(&self, channel: &str) {
+        self.subscriber.unsubscribe(channel)
+    }
+
+    fn report(&self) -> EngineReport {
+        EngineReport {
+            history_bytes: None,
+            presence_entries: Some(lock(&self.local_presence).len() as u64),
+            bounds_hit: vec![("presence", self.presence_refused.load(Ordering::Relaxed))],
+            backend_errors: Some(
+                self.errors.load(Ordering::Relaxed)
+                    + self.subscriber.errors.load(Ordering::Relaxed),
+            ),
+            backend_connects: Some(self.subscriber.connects.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl PresenceManager for RedisEngine {
+    fn add_presence(&self, channel: &str, entry: PresenceEntry) -> bool {
+        let stored = serde_json::to_string(&StoredPresence {
+            client: (&*entry.client).into(),
+            user: (&*entry.user).into(),
+            conn_info: entry.conn_info.as_deref().map(Into::into),
+        })
+        .expect("serialising to a String cannot fail");
+        let (data, expire) = (
+            self.key("presence.data", channel),
+            self.key("presence.expire", channel),
+        );
+        let r: Result<i64, _> = self.call("presence add", |c| {
+            self.scripts
+                .presence_add
+                .key(&data)
+                .key(&expire)
+                .arg(&*entry.client)
+                .arg(&stored)
+                .arg(unix_now() + secs(self.opts.presence_ttl))
+                .arg(secs(self.opts.presence_ttl))
+                .arg(self.opts.max_presence_per_channel)
+                .arg(unix_now())
+                .invoke(c)
+        });
+        match r {
+            Ok(1) => {
+                lock(&self.local_presence).insert((channel.into(), entry.client), stored);
+                true
+            }
+            Ok(_) => {
+                self.presence_refused.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    channel,
+                    limit = self.opts.max_presence_per_channel,
+                    "presence bound reached (per channel, Redis engine): entry not added"
+                );
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn remove_presence(&self, channel: &str, client: &str) {
+        lock(&self.local_presence).remove(&(Arc::from(channel), Arc::from(client)));
+        let (data, expire) = (
+            self.key("presence.data", channel),
+            self.key("presence.expire", channel),
+        );
+        let _ = self.call("presence removal", |c| {
+            redis::pipe()
+                .cmd("HDEL")
+                .arg(&data)
+                .arg(client)
+                .ignore()
+                .cmd("ZREM")
+                .arg(&expire)
+                .arg(client)
+                .ignore()
+                .query::<()>(c)
+        });
+    }
+
+    fn presence(&self, channel: &str) -> Vec<PresenceEntry> {
+        let (data, expire) = (
+            self.key("presence.data", channel),
+            self.key("presence.expire", channel),
+        );
+        let r: Result<Vec<Vec<u8>>, _> = self.call("presence", |c| {
+            self.scripts
+                .presence_get
+                .key(&data)
+                .key(&expire)
+                .arg(unix_now())
+                .invoke(c)
+        });
+        r.unwrap_or_default()
+            .iter()
+            .filter_map(|raw| {
+                let p: StoredPresence = serde_json::from_slice(raw).ok()?;
+                Some(PresenceEntry {
+                    client: p.client.into(),
+                    user: p.user.into(),
+                    conn_info: p.conn_info.map(Into::into),
+                })
+            })
+            .collect()
+    }
+
+    fn presence_stats(&self, channel: &str) -> (usize, usize) {
+        let entries = self.presence(channel);
+        let users: std::collections::HashSet<&str> = entries.iter().map(|e| &*e.user).collect();
+        (entries.len(), users.len())
+    }
+}
+
+impl RedisEngine {
+    /// Channels this node listens to.
+    pub fn node_channels(&self) -> usize {
+        self.subscriber.channels()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::target;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            target("redis://127.0.0.1:6379").as_deref(),
+            Some("127.0.0.1:6379")
+        );
+        assert_eq!(
+            target("redis://localhost/0").as_deref(),
+            Some("localhost:6379")
+        );
+        assert_eq!(target("10.0.0.1:7000").as_deref(), Some("10.0.0.1:7000"));
+        assert_eq!(
+            target("redis://user:pw@h:1"),
+            None,
+            "passwords are not supported yet"
+        );
+        assert_eq!(target("rediss://h:1"), None, "TLS is not supported yet");
+        assert_eq!(target("redis://"), None);
+    }
+}

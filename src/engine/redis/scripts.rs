@@ -1,0 +1,174 @@
+//! The Lua scripts the Redis engine runs (each atomic in Redis), and the reading of their
+//! replies. Keys as Centrifugo's: `<prefix>.stream.<ch>` (the history, entry id = offset),
+//! `<prefix>.stream.meta.<ch>` (hash: `e` epoch, `s` top offset), `<prefix>.client.<ch>` (the
+//! PUB/SUB channel), `<prefix>.presence.data.<ch>` / `.presence.expire.<ch>`.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::super::{Stored, StreamPosition};
+
+/// KEYS: stream, meta, pubsub channel. ARGV: publication object without offset (ends with
+/// `}`), history size, history TTL (s), meta TTL (s), an epoch to use if the channel has none.
+/// Returns {offset, epoch}.
+const PUBLISH: &str = r#"
+local epoch = redis.call('hget', KEYS[2], 'e')
+if not epoch then
+  epoch = ARGV[5]
+  redis.call('hset', KEYS[2], 'e', epoch)
+end
+local top = redis.call('hincrby', KEYS[2], 's', 1)
+redis.call('expire', KEYS[2], ARGV[4])
+if top == 1 then
+  redis.call('del', KEYS[1])
+end
+local body = string.sub(ARGV[1], 1, -2) .. ',"offset":' .. top .. '}'
+redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[2], top, 'd', body)
+redis.call('expire', KEYS[1], ARGV[3])
+redis.call('publish', KEYS[3], 'p' .. top .. ':' .. epoch .. ':' .. body)
+return {top, epoch}
+"#;
+
+/// KEYS: stream, meta. ARGV: since (offset, or empty), limit, reverse (0/1), meta TTL (s), an
+/// epoch to use if the channel has none. Returns {top, epoch, offset₁, publication₁, …}.
+const HISTORY: &str = r#"
+local epoch = redis.call('hget', KEYS[2], 'e')
+if not epoch then
+  epoch = ARGV[5]
+  redis.call('hset', KEYS[2], 'e', epoch)
+  redis.call('expire', KEYS[2], ARGV[4])
+end
+local top = tonumber(redis.call('hget', KEYS[2], 's') or '0')
+local out = {top, epoch}
+local limit = tonumber(ARGV[2])
+if limit > 0 then
+  local entries
+  if ARGV[3] == '0' then
+    local from = '-'
+    if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
+    entries = redis.call('xrange', KEYS[1], from, '+', 'COUNT', limit)
+  else
+    local to = '+'
+    if ARGV[1] ~= '' then to = '(' .. ARGV[1] end
+    entries = redis.call('xrevrange', KEYS[1], to, '-', 'COUNT', limit)
+  end
+  for _, e in ipairs(entries) do
+    local id = e[1]
+    out[#out + 1] = tonumber(string.sub(id, 1, string.find(id, '-') - 1))
+    out[#out + 1] = e[2][2]
+  end
+end
+return out
+"#;
+
+/// KEYS: data hash, expiry zset. ARGV: client, entry, expire-at (unix s), TTL (s), most
+/// entries per channel, now (unix s). Returns 1 if added (or refreshed), 0 at the bound.
+const PRESENCE_ADD: &str = r#"
+local expired = redis.call('zrangebyscore', KEYS[2], 0, ARGV[6])
+for _, c in ipairs(expired) do redis.call('hdel', KEYS[1], c) end
+if #expired > 0 then redis.call('zremrangebyscore', KEYS[2], 0, ARGV[6]) end
+if redis.call('hexists', KEYS[1], ARGV[1]) == 0 and redis.call('hlen', KEYS[1]) >= tonumber(ARGV[5]) then
+  return 0
+end
+redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+redis.call('zadd', KEYS[2], ARGV[3], ARGV[1])
+redis.call('expire', KEYS[1], ARGV[4])
+redis.call('expire', KEYS[2], ARGV[4])
+return 1
+"#;
+
+/// KEYS: data hash, expiry zset. ARGV: now (unix s). Drops the expired, returns the entries.
+const PRESENCE_GET: &str = r#"
+local expired = redis.call('zrangebyscore', KEYS[2], 0, ARGV[1])
+for _, c in ipairs(expired) do redis.call('hdel', KEYS[1], c) end
+if #expired > 0 then redis.call('zremrangebyscore', KEYS[2], 0, ARGV[1]) end
+return redis.call('hvals', KEYS[1])
+"#;
+
+pub struct Scripts {
+    pub publish: redis::Script,
+    pub history: redis::Script,
+    pub presence_add: redis::Script,
+    pub presence_get: redis::Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Self {
+            publish: redis::Script::new(PUBLISH),
+            history: redis::Script::new(HISTORY),
+            presence_add: redis::Script::new(PRESENCE_ADD),
+            presence_get: redis::Script::new(PRESENCE_GET),
+        }
+    }
+}
+
+/// Reads the history script's reply; `None` if it is not what the script returns.
+pub fn history_result(v: redis::Value, now: Instant) -> Option<(Vec<Stored>, StreamPosition)> {
+    let redis::Value::Array(items) = v else {
+        return None;
+    };
+    let mut it = items.into_iter();
+    let top = match it.next()? {
+        redis::Value::Int(n) if n >= 0 => n as u64,
+        _ => return None,
+    };
+    let epoch = match it.next()? {
+        redis::Value::BulkString(b) => String::from_utf8(b).ok()?,
+        _ => return None,
+    };
+    let mut stored = Vec::new();
+    while let Some(offset) = it.next() {
+        let (redis::Value::Int(offset), Some(redis::Value::BulkString(publication))) =
+            (offset, it.next())
+        else {
+            return None;
+        };
+        stored.push(Stored {
+            offset: offset as u64,
+            publication: Bytes::from(publication),
+            at: now,
+        });
+    }
+    Some((
+        stored,
+        StreamPosition {
+            offset: top,
+            epoch: epoch.into(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Value;
+
+    #[test]
+    fn history_replies() {
+        let now = Instant::now();
+        let v = Value::Array(vec![
+            Value::Int(9),
+            Value::BulkString(b"abcdefgh".to_vec()),
+            Value::Int(8),
+            Value::BulkString(b"{\"data\":1,\"offset\":8}".to_vec()),
+            Value::Int(9),
+            Value::BulkString(b"{\"data\":2,\"offset\":9}".to_vec()),
+        ]);
+        let (items, pos) = history_result(v, now).unwrap();
+        assert_eq!((pos.offset, &*pos.epoch), (9, "abcdefgh"));
+        assert_eq!(items.iter().map(|s| s.offset).collect::<Vec<_>>(), [8, 9]);
+        assert_eq!(&items[1].publication[..], b"{\"data\":2,\"offset\":9}");
+        assert!(history_result(Value::Nil, now).is_none());
+        let odd = Value::Array(vec![
+            Value::Int(1),
+            Value::BulkString(b"e".to_vec()),
+            Value::Int(1),
+        ]);
+        assert!(
+            history_result(odd, now).is_none(),
+            "an offset without its publication"
+        );
+    }
+}

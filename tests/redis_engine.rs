@@ -1,0 +1,358 @@
+//! The Redis engine against a real Redis (tests/common/redis.rs), two ringcast nodes on it:
+//! a publication on one node reaches subscribers on the other in offset order, history and
+//! presence are the same from both, a client recovers what it missed on the other node, a
+//! Redis restart under the nodes is survived (the subscribers learn about the gap), and a node
+//! without Redis says so instead of starting.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use common::redis::Redis;
+use common::{TestServer, Ws, next_msg, send_text};
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const SECRET: &str = "redis-engine-test-secret-of-32-bytes!";
+
+const CONFIG: &str = r#"
+[[channel.namespaces]]
+name = "chat"
+allow_subscribe_for_client = true
+allow_publish_for_client = true
+allow_history_for_client = true
+allow_presence_for_client = true
+presence = true
+join_leave = true
+force_push_join_leave = true
+history_size = 100
+history_ttl = "300s"
+force_recovery = true
+
+[[channel.namespaces]]
+name = "live"
+allow_subscribe_for_client = true
+allow_publish_for_client = true
+"#;
+
+fn node(redis: &Redis, prefix: &str) -> TestServer {
+    let cfg = common::temp_file("redis-engine.toml", CONFIG);
+    let address = redis.address();
+    common::start(&[
+        "--config",
+        &cfg,
+        "--token-hmac-secret",
+        SECRET,
+        "--engine",
+        "redis",
+        "--redis-address",
+        &address,
+        "--redis-prefix",
+        prefix,
+    ])
+}
+
+fn token(user: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    encode(
+        &Header::default(),
+        &json!({"sub": user, "exp": exp}),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A protocol client: commands with ids, replies matched by id, pushes kept in order.
+struct Client {
+    ws: Ws,
+    next_id: u64,
+    pushes: VecDeque<Value>,
+    replies: VecDeque<Value>,
+}
+
+impl Client {
+    async fn connect(s: &TestServer, user: &str) -> Self {
+        let mut c = Self {
+            ws: s.ws("/connection/websocket").await,
+            next_id: 0,
+            pushes: VecDeque::new(),
+            replies: VecDeque::new(),
+        };
+        let r = c.call(json!({"connect": {"token": token(user)}})).await;
+        assert!(r["connect"]["client"].is_string(), "{r}");
+        c
+    }
+
+    async fn read(&mut self) {
+        match tokio::time::timeout(Duration::from_secs(10), next_msg(&mut self.ws)).await {
+            Ok(Message::Text(t)) => {
+                for line in t.as_str().split('\n').filter(|l| *l != "{}") {
+                    let v: Value = serde_json::from_str(line).expect("JSON");
+                    if v.get("push").is_some() {
+                        self.pushes.push_back(v["push"].clone());
+                    } else {
+                        self.replies.push_back(v);
+                    }
+                }
+            }
+            Ok(other) => panic!("expected text, got {other:?}"),
+            Err(_) => panic!("nothing within 10 s"),
+        }
+    }
+
+    /// Sends `cmd` and returns its reply.
+    async fn call(&mut self, mut cmd: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        cmd["id"] = json!(id);
+        send_text(&mut self.ws, &cmd.to_string()).await;
+        loop {
+            if let Some(i) = self.replies.iter().position(|r| r["id"] == json!(id)) {
+                return self.replies.remove(i).unwrap();
+            }
+            self.read().await;
+        }
+    }
+
+    /// The next push matching `pred` (earlier ones that do not match are dropped).
+    async fn push(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            while let Some(p) = self.pushes.pop_front() {
+                if pred(&p) {
+                    return p;
+                }
+            }
+            self.read().await;
+        }
+    }
+
+    /// The `n` of the next `count` publications of `channel`, with their offsets.
+    async fn publications(&mut self, channel: &str, count: usize) -> Vec<(u64, u64)> {
+        let mut got = Vec::new();
+        while got.len() < count {
+            let p = self
+                .push(|p| p["channel"] == channel && p.get("pub").is_some())
+                .await;
+            got.push((
+                p["pub"]["data"]["n"].as_u64().unwrap(),
+                p["pub"]["offset"].as_u64().unwrap_or(0),
+            ));
+        }
+        got
+    }
+}
+
+fn clients_in(presence: &Value) -> Vec<String> {
+    let mut users: Vec<String> = presence["presence"]["presence"]
+        .as_object()
+        .unwrap_or_else(|| panic!("a presence reply: {presence}"))
+        .values()
+        .map(|e| e["user"].as_str().unwrap().to_owned())
+        .collect();
+    users.sort();
+    users
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_publications_history_presence_and_recovery() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis, "t1"), node(&redis, "t1"));
+    let mut x = Client::connect(&a, "xavier").await;
+    let mut y = Client::connect(&b, "yvonne").await;
+    let sub = x.call(json!({"subscribe": {"channel": "chat:r"}})).await;
+    assert!(sub["subscribe"].is_object(), "{sub}");
+    let epoch = sub["subscribe"]["epoch"].as_str().unwrap().to_owned();
+    assert!(!epoch.is_empty(), "{sub}");
+    let r = y.call(json!({"subscribe": {"channel": "chat:r"}})).await;
+    assert!(r["subscribe"].is_object(), "{r}");
+    // Yvonne's join, published by node b, reaches Xavier on node a.
+    let join = x.push(|p| p["join"]["info"]["user"] == "yvonne").await;
+    assert_eq!(join["join"]["info"]["user"], "yvonne", "{join}");
+
+    const N: u64 = 30;
+    for n in 0..N {
+        let r = y
+            .call(json!({"publish": {"channel": "chat:r", "data": {"n": n}}}))
+            .await;
+        assert!(r["publish"].is_object(), "{r}");
+    }
+    let want: Vec<(u64, u64)> = (0..N).map(|n| (n, n + 1)).collect();
+    assert_eq!(
+        x.publications("chat:r", N as usize).await,
+        want,
+        "node a: all, in offset order"
+    );
+    assert_eq!(
+        y.publications("chat:r", N as usize).await,
+        want,
+        "node b (the publisher's own node): the same"
+    );
+
+    // History and presence: the same answer from both nodes.
+    for c in [&mut x, &mut y] {
+        let h = c
+            .call(json!({"history": {"channel": "chat:r", "limit": -1}}))
+            .await;
+        let pubs = h["history"]["publications"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{h}"));
+        assert_eq!(pubs.len(), N as usize, "{h}");
+        assert_eq!(pubs[4]["data"]["n"], 4);
+        assert_eq!(pubs[4]["offset"], 5);
+        assert_eq!(h["history"]["offset"], N);
+        assert_eq!(h["history"]["epoch"], epoch.as_str());
+        let p = c.call(json!({"presence": {"channel": "chat:r"}})).await;
+        assert_eq!(clients_in(&p), ["xavier", "yvonne"], "{p}");
+        let s = c
+            .call(json!({"presence_stats": {"channel": "chat:r"}}))
+            .await;
+        assert_eq!(s["presence_stats"]["num_clients"], 2, "{s}");
+        assert_eq!(s["presence_stats"]["num_users"], 2, "{s}");
+    }
+
+    // Xavier leaves node a; his presence goes with him.
+    drop(x);
+    let leave = y.push(|p| p["leave"]["info"]["user"] == "xavier").await;
+    assert_eq!(leave["leave"]["info"]["user"], "xavier", "{leave}");
+    let p = y.call(json!({"presence": {"channel": "chat:r"}})).await;
+    assert_eq!(clients_in(&p), ["yvonne"], "{p}");
+    for n in N..N + 5 {
+        y.call(json!({"publish": {"channel": "chat:r", "data": {"n": n}}}))
+            .await;
+    }
+    // He comes back on node b and recovers what he missed there.
+    let mut x2 = Client::connect(&b, "xavier").await;
+    let r = x2
+        .call(json!({"subscribe": {"channel": "chat:r", "recover": true, "offset": N, "epoch": epoch}}))
+        .await;
+    assert_eq!(r["subscribe"]["recovered"], true, "{r}");
+    let missed: Vec<u64> = r["subscribe"]["publications"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .map(|p| p["data"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(missed, (N..N + 5).collect::<Vec<_>>(), "{r}");
+
+    // A channel without history: publications cross nodes too, without offsets.
+    let mut z = Client::connect(&a, "zoe").await;
+    let r = z.call(json!({"subscribe": {"channel": "live:x"}})).await;
+    assert!(r["subscribe"].is_object(), "{r}");
+    for n in 0..5 {
+        x2.call(json!({"publish": {"channel": "live:x", "data": {"n": n}}}))
+            .await;
+    }
+    assert_eq!(
+        z.publications("live:x", 5).await,
+        (0..5).map(|n| (n, 0)).collect::<Vec<_>>()
+    );
+    let h = z.call(json!({"history": {"channel": "live:x"}})).await;
+    assert_eq!(h["error"]["code"], 108, "no history there: {h}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_is_survived_and_the_gap_is_told() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let (a, b) = (node(&redis, "t2"), node(&redis, "t2"));
+    let mut x = Client::connect(&a, "xavier").await;
+    let mut y = Client::connect(&b, "yvonne").await;
+    let sub = x.call(json!({"subscribe": {"channel": "chat:g"}})).await;
+    let epoch = sub["subscribe"]["epoch"].as_str().unwrap().to_owned();
+    y.call(json!({"publish": {"channel": "chat:g", "data": {"n": 1}}}))
+        .await;
+    assert_eq!(x.publications("chat:g", 1).await, [(1, 1)]);
+
+    redis.stop();
+    // Node a's subscriber connection broke: whatever Redis published meanwhile is lost for
+    // it, so Xavier, positioned in chat:g's stream, is told at once (unsubscribe push 2500,
+    // insufficient state; his SDK would resubscribe and recover) instead of later getting
+    // offsets as if nothing happened.
+    let gap = x.push(|p| p.get("unsubscribe").is_some()).await;
+    assert_eq!(gap["channel"], "chat:g", "{gap}");
+    assert_eq!(gap["unsubscribe"]["code"], 2500, "{gap}");
+    // Without Redis a publish fails with an error naming the cause, not silently.
+    let r = y
+        .call(json!({"publish": {"channel": "chat:g", "data": {"n": 2}}}))
+        .await;
+    assert_eq!(r["error"]["code"], 100, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"),
+        "{r}"
+    );
+    let r = x.call(json!({"subscribe": {"channel": "chat:g"}})).await;
+    assert_eq!(
+        r["error"]["code"], 100,
+        "no subscription without Redis: {r}"
+    );
+
+    redis.run();
+    // The node's subscriber connects again by itself (backoff at most 2 s).
+    let api = a.handle().api_addr.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let metrics = common::http_get(api, "/metrics").await;
+        if metrics.contains("ringcast_engine_backend_connects_total 2") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node a did not reconnect: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Redis came back empty (no persistence): a new epoch. Xavier's recovery says it could
+    // not recover, and the stream goes on from there.
+    let r = x
+        .call(json!({"subscribe": {"channel": "chat:g", "recover": true, "offset": 1, "epoch": epoch}}))
+        .await;
+    assert_ne!(
+        r["subscribe"]["recovered"], true,
+        "not recovered (false is omitted): {r}"
+    );
+    assert_ne!(r["subscribe"]["epoch"], epoch.as_str(), "{r}");
+    y.call(json!({"publish": {"channel": "chat:g", "data": {"n": 3}}}))
+        .await;
+    assert_eq!(x.publications("chat:g", 1).await, [(3, 1)]);
+}
+
+#[test]
+fn a_node_without_redis_does_not_start() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("ringcast-noredis-{}", std::process::id()));
+    let out = common::process::ringcast()
+        .args(["--engine", "redis", "--redis-address"])
+        .arg(format!("redis://127.0.0.1:{port}"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "off",
+            "--cert-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "it must not start");
+    let out =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("cannot reach Redis at redis://127.0.0.1:"),
+        "{out}"
+    );
+}
