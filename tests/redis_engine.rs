@@ -356,3 +356,55 @@ fn a_node_without_redis_does_not_start() {
         "{out}"
     );
 }
+
+/// The real SDK judges: centrifuge-python subscribed on node a gets, in order, what the server
+/// API of node b publishes (curl, as a backend would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_on_one_node_gets_what_the_api_of_the_other_publishes() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    let Some(redis) = Redis::start() else { return };
+    if !python.exists() {
+        assert!(
+            std::env::var("RINGCAST_REQUIRE_SDKS").is_err(),
+            "centrifuge-python missing"
+        );
+        return;
+    }
+    let (a, b) = (node(&redis, "t3"), node(&redis, "t3"));
+    const N: u32 = 50;
+    let mut sub = std::process::Command::new(python)
+        .arg(root.join("tests/sdk/py_outbox.py"))
+        .env(
+            "RINGCAST_URL",
+            format!("wss://localhost:{}/connection/websocket", a.port),
+        )
+        .env("RINGCAST_SECRET", SECRET)
+        .env("RINGCAST_CA", a.cert_path())
+        .env("RINGCAST_CHANNEL", "chat:sdk")
+        .env("RINGCAST_COUNT", N.to_string())
+        .env("RINGCAST_WAIT", "30")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(sub.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let api = b.handle().api_addr.unwrap();
+    for n in 0..N {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-d"])
+            .arg(format!(r#"{{"channel":"chat:sdk","data":{{"n":{n}}}}}"#))
+            .arg(format!("http://{api}/api/publish"))
+            .output()
+            .expect("curl runs");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            body.contains(&format!("\"offset\":{}", n + 1)),
+            "publish {n}: {body}"
+        );
+    }
+    let got: Vec<u32> = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let _ = sub.wait();
+    assert_eq!(got, (0..N).collect::<Vec<_>>(), "all, in order, once");
+}
