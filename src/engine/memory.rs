@@ -18,8 +18,6 @@ use super::{
 };
 use crate::client_protocol::reply::{ClientInfo, Publication, publication_push_with_range};
 
-/// How long a channel's epoch and top offset outlive its last publication by default.
-pub(super) const DEFAULT_META_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The limits of a memory engine.
 #[derive(Debug, Clone, Copy)]
@@ -127,11 +125,7 @@ impl MemoryEngine {
                 return Err(EngineError::TooManyChannels(self.limits.max_channels));
             }
         }
-        let meta_ttl = if opts.meta_ttl.is_zero() {
-            DEFAULT_META_TTL
-        } else {
-            opts.meta_ttl
-        };
+        let meta_ttl = opts.meta_ttl_or_default();
         let c = Arc::new(Mutex::new(ChannelState {
             epoch: new_epoch(),
             top: 0,
@@ -222,11 +216,7 @@ impl Broker for MemoryEngine {
         };
         s.top = offset;
         s.touched = now;
-        s.meta_ttl = if opts.meta_ttl.is_zero() {
-            DEFAULT_META_TTL
-        } else {
-            opts.meta_ttl
-        };
+        s.meta_ttl = opts.meta_ttl_or_default();
         s.history.push(stored, opts.size, opts.ttl);
         let after = s.history.bytes();
         // Still under the channel's lock: deliveries leave in offset order.

@@ -42,6 +42,9 @@ pub struct StreamPosition {
     pub epoch: Arc<str>,
 }
 
+/// How long a channel's epoch and top offset outlive its last publication by default.
+const DEFAULT_META_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// A channel's history settings (from its namespace).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HistoryOptions {
@@ -55,6 +58,15 @@ impl HistoryOptions {
     /// History is on when both size and TTL are set (Centrifugo's rule).
     pub fn enabled(&self) -> bool {
         self.size > 0 && !self.ttl.is_zero()
+    }
+
+    /// `meta_ttl`, or 30 days when unset.
+    pub fn meta_ttl_or_default(&self) -> Duration {
+        if self.meta_ttl.is_zero() {
+            DEFAULT_META_TTL
+        } else {
+            self.meta_ttl
+        }
     }
 }
 

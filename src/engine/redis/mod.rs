@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use tracing::warn;
 
-use super::memory::{DEFAULT_META_TTL, new_epoch};
+use super::memory::new_epoch;
 use super::{
     Broker, EngineError, EngineReport, HistoryOptions, HistoryQuery, Outlet, PresenceEntry,
     PresenceManager, Stored, StreamPosition,
@@ -335,11 +335,7 @@ impl Broker for RedisEngine {
             offset: 0,
         })
         .expect("serialising to a Vec cannot fail");
-        let meta_ttl = if opts.meta_ttl.is_zero() {
-            DEFAULT_META_TTL
-        } else {
-            opts.meta_ttl
-        };
+        let meta_ttl = opts.meta_ttl_or_default();
         let (stream, meta, pubsub) = (
             self.key("stream", channel),
             self.key("stream.meta", channel),
@@ -379,11 +375,7 @@ impl Broker for RedisEngine {
         if !opts.enabled() {
             return Err(EngineError::NoHistory);
         }
-        let meta_ttl = if opts.meta_ttl.is_zero() {
-            DEFAULT_META_TTL
-        } else {
-            opts.meta_ttl
-        };
+        let meta_ttl = opts.meta_ttl_or_default();
         let (stream, meta) = (
             self.key("stream", channel),
             self.key("stream.meta", channel),
