@@ -18,7 +18,6 @@ use super::{
 };
 use crate::client_protocol::reply::{ClientInfo, Publication, publication_push_with_range};
 
-
 /// The limits of a memory engine.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
