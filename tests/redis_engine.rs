@@ -38,7 +38,12 @@ allow_publish_for_client = true
 "#;
 
 fn node(redis: &Redis, prefix: &str) -> TestServer {
-    let cfg = common::temp_file("redis-engine.toml", CONFIG);
+    node_with(redis, prefix, "")
+}
+
+/// A node whose configuration file adds `extra` (TOML) to [`CONFIG`].
+fn node_with(redis: &Redis, prefix: &str, extra: &str) -> TestServer {
+    let cfg = common::temp_file("redis-engine.toml", &format!("{CONFIG}\n{extra}"));
     let address = redis.address();
     common::start(&[
         "--config",
@@ -407,4 +412,30 @@ async fn an_sdk_on_one_node_gets_what_the_api_of_the_other_publishes() {
     let got: Vec<u32> = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     let _ = sub.wait();
     assert_eq!(got, (0..N).collect::<Vec<_>>(), "all, in order, once");
+}
+
+/// A node keeps its clients' presence alive past the TTL by refreshing it (every third of the
+/// TTL), and a client that left is gone from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_outlives_its_ttl_while_the_client_stays() {
+    let Some(redis) = Redis::start() else { return };
+    let fast = "[engine.redis]\npresence_ttl = \"3s\"\n";
+    let (a, b) = (node_with(&redis, "t4", fast), node_with(&redis, "t4", fast));
+    let mut x = Client::connect(&a, "xavier").await;
+    x.call(json!({"subscribe": {"channel": "chat:p"}})).await;
+    let mut y = Client::connect(&b, "yvonne").await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let p = y.call(json!({"presence": {"channel": "chat:p"}})).await;
+    assert_eq!(
+        clients_in(&p),
+        ["xavier"],
+        "refreshed past the 3 s TTL: {p}"
+    );
+    x.call(json!({"unsubscribe": {"channel": "chat:p"}})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let p = y.call(json!({"presence": {"channel": "chat:p"}})).await;
+    assert!(
+        clients_in(&p).is_empty(),
+        "gone once unsubscribed, refresh or not: {p}"
+    );
 }

@@ -294,6 +294,32 @@ fn refresh_presence(
                 .arg(secs(opts.presence_ttl))
                 .ignore();
         }
+        if let Err(e) = pipe.query::<()>(&mut c) {
+            errors.fetch_add(1, Ordering::Relaxed);
+            warn!("Redis engine: presence refresh failed: {e}");
+            continue;
+        }
+        // An entry removed while the refresh was on its way was just written back: remove it
+        // again, or it would show for a whole TTL after its client left.
+        let gone: Vec<PresenceKey> = {
+            let now_held = lock(&presence);
+            entries
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| !now_held.contains_key(k))
+                .collect()
+        };
+        if gone.is_empty() {
+            con = Some(c);
+            continue;
+        }
+        let mut pipe = redis::pipe();
+        for (channel, client_id) in &gone {
+            let data = format!("{}.presence.data.{channel}", opts.prefix);
+            let expire = format!("{}.presence.expire.{channel}", opts.prefix);
+            pipe.cmd("HDEL").arg(&data).arg(&**client_id).ignore();
+            pipe.cmd("ZREM").arg(&expire).arg(&**client_id).ignore();
+        }
         match pipe.query::<()>(&mut c) {
             Ok(()) => con = Some(c),
             Err(e) => {
