@@ -118,6 +118,14 @@ pub fn target(address: &str) -> Option<String> {
     })
 }
 
+/// A channel's presence hash and expiry set.
+fn presence_keys(prefix: &str, channel: &str) -> (String, String) {
+    (
+        format!("{prefix}.presence.data.{channel}"),
+        format!("{prefix}.presence.expire.{channel}"),
+    )
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -273,8 +281,7 @@ fn refresh_presence(
         let expire_at = unix_now() + secs(opts.presence_ttl);
         let mut pipe = redis::pipe();
         for ((channel, client_id), stored) in &entries {
-            let data = format!("{}.presence.data.{channel}", opts.prefix);
-            let expire = format!("{}.presence.expire.{channel}", opts.prefix);
+            let (data, expire) = presence_keys(&opts.prefix, channel);
             pipe.cmd("HSET")
                 .arg(&data)
                 .arg(&**client_id)
@@ -315,8 +322,7 @@ fn refresh_presence(
         }
         let mut pipe = redis::pipe();
         for (channel, client_id) in &gone {
-            let data = format!("{}.presence.data.{channel}", opts.prefix);
-            let expire = format!("{}.presence.expire.{channel}", opts.prefix);
+            let (data, expire) = presence_keys(&opts.prefix, channel);
             pipe.cmd("HDEL").arg(&data).arg(&**client_id).ignore();
             pipe.cmd("ZREM").arg(&expire).arg(&**client_id).ignore();
         }
@@ -467,10 +473,7 @@ impl PresenceManager for RedisEngine {
             conn_info: entry.conn_info.as_deref().map(Into::into),
         })
         .expect("serialising to a String cannot fail");
-        let (data, expire) = (
-            self.key("presence.data", channel),
-            self.key("presence.expire", channel),
-        );
+        let (data, expire) = presence_keys(&self.opts.prefix, channel);
         let r: Result<i64, _> = self.call("presence add", |c| {
             self.scripts
                 .presence_add
@@ -504,10 +507,7 @@ impl PresenceManager for RedisEngine {
 
     fn remove_presence(&self, channel: &str, client: &str) {
         lock(&self.local_presence).remove(&(Arc::from(channel), Arc::from(client)));
-        let (data, expire) = (
-            self.key("presence.data", channel),
-            self.key("presence.expire", channel),
-        );
+        let (data, expire) = presence_keys(&self.opts.prefix, channel);
         let _ = self.call("presence removal", |c| {
             redis::pipe()
                 .cmd("HDEL")
@@ -523,10 +523,7 @@ impl PresenceManager for RedisEngine {
     }
 
     fn presence(&self, channel: &str) -> Vec<PresenceEntry> {
-        let (data, expire) = (
-            self.key("presence.data", channel),
-            self.key("presence.expire", channel),
-        );
+        let (data, expire) = presence_keys(&self.opts.prefix, channel);
         let r: Result<Vec<Vec<u8>>, _> = self.call("presence", |c| {
             self.scripts
                 .presence_get
@@ -552,13 +549,6 @@ impl PresenceManager for RedisEngine {
         let entries = self.presence(channel);
         let users: std::collections::HashSet<&str> = entries.iter().map(|e| &*e.user).collect();
         (entries.len(), users.len())
-    }
-}
-
-impl RedisEngine {
-    /// Channels this node listens to.
-    pub fn node_channels(&self) -> usize {
-        self.subscriber.channels()
     }
 }
 

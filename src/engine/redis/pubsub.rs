@@ -151,11 +151,6 @@ impl Subscriber {
         }
     }
 
-    /// Channels this node is subscribed to (or subscribing).
-    pub fn channels(&self) -> usize {
-        lock(&self.state).channels.len()
-    }
-
     fn run(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(50);
         while !self.stop.load(Ordering::Acquire) {
