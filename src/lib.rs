@@ -17,7 +17,8 @@
 //!   TLS byte session), [`rt`] (wake-ups, yield), [`host`] (kernel version, fd limit).
 //! - [`api`]: the server HTTP API, sans-io (Centrifugo's methods). [`control`]: the control
 //!   plane thread (tokio) serving it, `/metrics`, `/health`, `/ready`, and applying the
-//!   PostgreSQL [`outbox`].
+//!   PostgreSQL [`outbox`]. [`cluster`]: what nodes sharing a Redis engine tell each other
+//!   (session commands, chat state changes, node figures), sans-io.
 //! - [`logging`]: tracing set-up for the binaries.
 //!
 //! # Data path (see DESIGN.md)
@@ -35,6 +36,7 @@ pub mod api;
 pub mod auth;
 pub mod channels;
 pub mod chat;
+pub mod cluster;
 pub mod client_protocol;
 pub mod config;
 pub mod control;

@@ -387,17 +387,20 @@ impl Api {
             Method::Info => {
                 decode::<serde::de::IgnoredAny>(body)?;
                 let survey = survey.ok_or_else(|| no_survey(method))?;
-                let n = &self.node;
-                Ok(json(&serde_json::json!({"nodes": [{
-                    "uid": n.uid,
-                    "name": n.name,
-                    "version": n.version,
-                    "num_clients": survey.clients,
-                    "num_users": survey.users,
-                    "num_channels": survey.channels.len(),
-                    "num_subs": survey.subs,
-                    "uptime": now.1.saturating_sub(n.started),
-                }]})))
+                let mine = self.node.figures(survey);
+                let nodes: Vec<serde_json::Value> = std::iter::once(mine)
+                    .chain(host.other_nodes())
+                    .map(|f| {
+                        let uptime = now.1.saturating_sub(f.started);
+                        let mut v = serde_json::to_value(f).expect("figures are JSON");
+                        v["uptime"] = uptime.into();
+                        if let Some(o) = v.as_object_mut() {
+                            o.remove("started");
+                        }
+                        v
+                    })
+                    .collect();
+                Ok(json(&serde_json::json!({ "nodes": nodes })))
             }
             Method::Rpc => super::rpc::call(&self.cfg, body, host, now),
             Method::Batch => Err(ClientError::BAD_REQUEST.with_detail("a batch inside a batch")),

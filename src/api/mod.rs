@@ -91,7 +91,7 @@ impl Method {
 }
 
 /// Which sessions of a user a command is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sessions {
     pub user: String,
     /// Only this client id (None: every connection of the user).
@@ -109,8 +109,9 @@ impl Sessions {
 }
 
 /// What the API asks of sessions, delivered to every worker (the user may be connected to
-/// any of them, several times).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// any of them, several times; with a shared engine, on any node).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SessionCommand {
     Disconnect(Sessions, Disconnect),
     Unsubscribe(Sessions, String),
@@ -170,6 +171,22 @@ pub struct Node {
     pub started: u64,
 }
 
+impl Node {
+    /// This node's figures for `info`, from a survey of its workers.
+    pub fn figures(&self, survey: &Survey) -> crate::cluster::NodeFigures {
+        crate::cluster::NodeFigures {
+            uid: self.uid.clone(),
+            name: self.name.clone(),
+            version: self.version.to_owned(),
+            started: self.started,
+            num_clients: survey.clients,
+            num_users: survey.users,
+            num_channels: survey.channels.len() as u64,
+            num_subs: survey.subs,
+        }
+    }
+}
+
 /// What the API needs from the server.
 pub trait ApiHost {
     fn engine(&self) -> &dyn Engine;
@@ -178,5 +195,9 @@ pub trait ApiHost {
     /// Chat's shared state (sanctions), where the server has it.
     fn chat(&self) -> Option<&crate::chat::Chat> {
         None
+    }
+    /// The other nodes sharing the engine, as they last reported (for `info`).
+    fn other_nodes(&self) -> Vec<crate::cluster::NodeFigures> {
+        Vec::new()
     }
 }

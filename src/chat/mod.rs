@@ -12,6 +12,7 @@
 //! | [`automod`] | floods, repeats, blocked words → warnings and escalating mutes |
 //! | [`reactions`] | emoji per message, one per user per emoji |
 //! | [`blocked`] | the blocked-words list |
+//! | [`replica`] | changes other nodes apply (sanctions, statuses, reactions) |
 
 pub mod automod;
 pub mod blocked;
@@ -21,9 +22,10 @@ pub mod moderate;
 pub mod moderation;
 pub mod permissions;
 pub mod reactions;
+pub mod replica;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -284,16 +286,39 @@ impl ChatState {
     }
 }
 
+/// Where changes other nodes must know go (the server's control channel).
+pub type Replicator = Box<dyn Fn(&replica::ChatChange) + Send + Sync>;
+
 /// The shared chat state and its lock.
-#[derive(Debug)]
 pub struct Chat {
     state: Mutex<ChatState>,
+    replicator: OnceLock<Replicator>,
+}
+
+impl std::fmt::Debug for Chat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat").field("state", &self.state).finish()
+    }
 }
 
 impl Chat {
     pub fn new(rules: &ChatRules) -> Self {
         Self {
             state: Mutex::new(ChatState::new(rules)),
+            replicator: OnceLock::new(),
+        }
+    }
+
+    /// Sets where [`Chat::replicate`] sends changes (once; later calls are ignored).
+    pub fn replicate_to(&self, f: Replicator) {
+        let _ = self.replicator.set(f);
+    }
+
+    /// Tells the other nodes about a change this node made (nothing without other nodes).
+    /// Call it without holding [`Chat::lock`].
+    pub fn replicate(&self, change: replica::ChatChange) {
+        if let Some(f) = self.replicator.get() {
+            f(&change);
         }
     }
 

@@ -129,6 +129,10 @@ pub fn execute(
         reason: p.reason,
     };
     let decided = chat.lock().moderation.apply(actor, req, now_ms)?;
+    chat.replicate(super::replica::ChatChange::Moderation {
+        user: p.user.clone(),
+        record: decided.record.clone(),
+    });
     let r = &decided.record;
     info!(target: AUDIT, moderator = %actor.user, user = %p.user, action = action.name(),
           scope = ?r.scope, until = ?r.until, reason = %r.reason, "moderation");

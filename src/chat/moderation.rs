@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Role;
 use crate::client_protocol::codes::ClientError;
@@ -37,7 +37,7 @@ impl Scope {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Warn,
@@ -71,7 +71,7 @@ impl Action {
 }
 
 /// One entry of a user's moderation history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Unix milliseconds.
     pub at: u64,
@@ -79,7 +79,7 @@ pub struct Record {
     pub by: String,
     pub action: Action,
     /// `null` = global, else the channel.
-    #[serde(serialize_with = "scope_json")]
+    #[serde(serialize_with = "scope_json", deserialize_with = "scope_from_json")]
     pub scope: Scope,
     pub reason: String,
     /// Unix milliseconds the sanction ends (`null`: no end, or not a lasting sanction).
@@ -91,6 +91,10 @@ fn scope_json<S: serde::Serializer>(scope: &Scope, s: S) -> Result<S::Ok, S::Err
         Scope::Global => s.serialize_none(),
         Scope::Channel(c) => s.serialize_str(c),
     }
+}
+
+fn scope_from_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Scope, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map_or(Scope::Global, Scope::Channel))
 }
 
 /// A live mute or ban.
@@ -318,6 +322,45 @@ impl Moderation {
         Ok(Decided { record, remove })
     }
 
+    /// Carries out what another node decided (its record, as it made it): a mute or a ban is
+    /// set with the record's end, an unmute or an unban lifts it; the record joins the user's
+    /// history. No permission or role check: the deciding node made them. A full sanction
+    /// store refuses a new one as [`Moderation::apply`] does (counted, logged).
+    pub fn replay(&mut self, user: &str, record: Record) {
+        let key = (user.to_owned(), record.scope.clone());
+        let sanction = || Sanction {
+            until: record.until,
+            reason: cut(record.reason.clone(), MAX_REASON),
+            by: record.by.clone(),
+        };
+        match record.action {
+            Action::Warn | Action::Kick => {}
+            Action::Mute | Action::Ban => {
+                if self.mutes.len() + self.bans.len() >= MAX_SANCTIONS {
+                    self.sweep(record.at);
+                }
+                if self.mutes.len() + self.bans.len() >= MAX_SANCTIONS {
+                    self.sanctions_refused += 1;
+                    tracing::warn!(
+                        %user,
+                        "chat moderation: {MAX_SANCTIONS} live sanctions, another node's one not kept here"
+                    );
+                } else if record.action == Action::Mute {
+                    self.mutes.insert(key, sanction());
+                } else {
+                    self.bans.insert(key, sanction());
+                }
+            }
+            Action::Unmute => {
+                self.mutes.remove(&key);
+            }
+            Action::Unban => {
+                self.bans.remove(&key);
+            }
+        }
+        self.remember(user, record);
+    }
+
     /// Adds a record to a user's history (auto-moderation records its own).
     pub fn remember(&mut self, user: &str, record: Record) {
         self.actions[record.action as usize] += 1;
@@ -385,7 +428,14 @@ impl Moderation {
     }
 
     /// Records an automatic sanction (`by` = "automod"); a mute when `mute_ms` is given.
-    pub fn automatic(&mut self, user: &str, mute_ms: Option<u64>, reason: &str, now: u64) {
+    /// Returns the record (for other nodes).
+    pub fn automatic(
+        &mut self,
+        user: &str,
+        mute_ms: Option<u64>,
+        reason: &str,
+        now: u64,
+    ) -> Record {
         let action = if let Some(ms) = mute_ms {
             self.mutes.insert(
                 (user.to_owned(), Scope::Global),
@@ -399,17 +449,16 @@ impl Moderation {
         } else {
             Action::Warn
         };
-        self.remember(
-            user,
-            Record {
-                at: now,
-                by: "automod".into(),
-                action,
-                scope: Scope::Global,
-                reason: reason.to_owned(),
-                until: mute_ms.map(|ms| now + ms),
-            },
-        );
+        let record = Record {
+            at: now,
+            by: "automod".into(),
+            action,
+            scope: Scope::Global,
+            reason: reason.to_owned(),
+            until: mute_ms.map(|ms| now + ms),
+        };
+        self.remember(user, record.clone());
+        record
     }
 }
 

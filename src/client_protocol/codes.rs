@@ -50,7 +50,7 @@ impl ClientError {
 }
 
 /// Why the server closes a connection: the Close frame's code and reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Disconnect {
     pub code: u16,
     pub reason: Cow<'static, str>,

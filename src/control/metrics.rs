@@ -321,6 +321,23 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
             n,
         );
     }
+    if shared.engine.clustered() {
+        let c = &shared.cluster;
+        s.counters(
+            "ringcast_cluster_notices",
+            "Control channel notices (session commands, chat changes, node figures): sent to \
+             the other nodes, received from them, failed (not sent, or not understood).",
+            [("sent", &c.sent), ("received", &c.received), ("failed", &c.failed)]
+                .into_iter()
+                .map(|(r, n)| (vec![("result", r.into())], n.load(Ordering::Relaxed)))
+                .collect(),
+        );
+        s.gauge(
+            "ringcast_cluster_nodes",
+            "Other nodes heard from within the last 10 s (their figures are in the API's info).",
+            c.others().len() as i64,
+        );
+    }
     s.histogram(
         "ringcast_send_wait_seconds",
         "How long a connection's oldest unsent frame waited for its send to start: behind the \

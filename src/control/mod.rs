@@ -80,12 +80,6 @@ impl ControlPlane {
     }
 }
 
-fn node_uid() -> String {
-    let mut r = [0u8; 8];
-    let _ = getrandom::fill(&mut r);
-    r.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 async fn serve(
     shared: Arc<ServerShared>,
     listener: std::net::TcpListener,
@@ -101,7 +95,7 @@ async fn serve(
     };
     let file = &shared.app.file.http_api;
     let node = Node {
-        uid: node_uid(),
+        uid: shared.cluster.uid.clone(),
         name: rustix::system::uname()
             .nodename()
             .to_string_lossy()
@@ -113,6 +107,9 @@ async fn serve(
         warn!(
             "server API without a key (loopback only): anyone on this host can publish; set --api-key"
         );
+    }
+    if shared.engine.clustered() {
+        tokio::task::spawn_local(host::tell_figures(shared.clone(), node.clone()));
     }
     let state = Rc::new(http::State {
         api: RefCell::new(Api::new(shared.app.clone(), node)),

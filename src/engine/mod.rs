@@ -126,6 +126,9 @@ pub trait Outlet: Send + Sync {
     /// Publications of any channel may have been missed (the engine's backend connection
     /// broke): every subscriber positioned in a stream must be told it cannot continue.
     fn lost_all(&self) {}
+    /// A message another node sent to every node ([`Broker::tell_nodes`]; this node's own
+    /// come back too, and the receiver must recognise them).
+    fn control(&self, _msg: &[u8]) {}
 }
 
 /// Publications and history (Centrifugo's `Broker`).
@@ -165,6 +168,17 @@ pub trait Broker: Send + Sync {
 
     /// A worker lost its last subscriber of `channel` (the pair of [`Broker::node_subscribe`]).
     fn node_unsubscribe(&self, _channel: &str) {}
+
+    /// Whether other nodes may share this engine (the control channel reaches them).
+    fn clustered(&self) -> bool {
+        false
+    }
+
+    /// Sends `msg` to every node sharing the engine, this one included (it arrives at each
+    /// node's [`Outlet::control`]). The memory engine has no other nodes: nothing to do.
+    fn tell_nodes(&self, _msg: &[u8]) -> Result<(), EngineError> {
+        Ok(())
+    }
 
     /// Figures for metrics.
     fn report(&self) -> EngineReport {

@@ -15,6 +15,7 @@
 //! | [`outbound`] | a connection's bounded outbound queue |
 //! | [`rooms`] | room directory (which workers) and local member lists |
 //! | [`inbox`] | the cross-core ring: one bounded inbox per worker |
+//! | [`nodes`] | this node among others sharing its engine: session commands, chat changes, figures |
 //! | [`rate`] | per-connection token bucket |
 //! | [`send_buffers`] | a worker's pool of idle connections' send buffers |
 //! | [`check`] | what the host supports (`ringcast check`) |
@@ -33,6 +34,7 @@ pub mod decoders;
 pub mod files;
 pub mod inbox;
 pub mod listener;
+pub mod nodes;
 pub mod options;
 pub mod outbound;
 pub mod rate;
@@ -134,25 +136,8 @@ pub struct ServerShared {
     pub started: u64,
     /// `--files`: signed-URL file streaming on this listener.
     pub files: Option<Arc<crate::files::route::FilesConfig>>,
-}
-
-impl ServerShared {
-    /// Hands a session command to every worker; false when some worker's control queue was
-    /// full (logged).
-    pub fn to_sessions(&self, cmd: crate::api::SessionCommand) -> bool {
-        let cmd = Arc::new(cmd);
-        let mut all = true;
-        for (w, inbox) in self.inboxes.iter().enumerate() {
-            if !inbox.send_control(inbox::Control::Session(cmd.clone())) {
-                tracing::warn!(
-                    worker = w,
-                    "control queue of worker {w} is full: session command not delivered there"
-                );
-                all = false;
-            }
-        }
-        all
-    }
+    /// This node among the others sharing its engine.
+    pub cluster: nodes::Cluster,
 }
 
 /// The engine's outlet: a publication's frame into the inboxes of the workers with subscribers.
@@ -175,6 +160,12 @@ impl crate::engine::Outlet for Outlet {
             for inbox in &shared.inboxes {
                 inbox.lose_all();
             }
+        }
+    }
+
+    fn control(&self, msg: &[u8]) {
+        if let Some(shared) = self.0.get().and_then(|w| w.upgrade()) {
+            shared.on_control(msg);
         }
     }
 }
@@ -322,8 +313,20 @@ impl ServerHandle {
             publish_latency: Default::default(),
             started: crate::session::Now::system().unix,
             files,
+            cluster: nodes::Cluster::new(),
         });
         let _ = outlet.0.set(Arc::downgrade(&shared));
+        if shared.engine.clustered() {
+            let weak = Arc::downgrade(&shared);
+            shared
+                .session_env
+                .chat
+                .replicate_to(Box::new(move |change: &crate::chat::replica::ChatChange| {
+                    if let Some(s) = weak.upgrade() {
+                        s.tell_nodes(&crate::cluster::Notice::Chat(change.clone()));
+                    }
+                }));
+        }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(n);
         for (index, l) in listeners.into_iter().enumerate() {

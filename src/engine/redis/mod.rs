@@ -159,7 +159,12 @@ impl RedisEngine {
                 address: opts.address.clone(),
                 source,
             })?;
-        let subscriber = Subscriber::start(target, format!("{}.client.", opts.prefix), outlet);
+        let subscriber = Subscriber::start(
+            target,
+            format!("{}.client.", opts.prefix),
+            format!("{}.control", opts.prefix),
+            outlet,
+        );
         let local_presence: Arc<Mutex<LocalPresence>> = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let errors = Arc::new(AtomicU64::new(0));
@@ -449,6 +454,17 @@ impl Broker for RedisEngine {
 
     fn node_unsubscribe(&self, channel: &str) {
         self.subscriber.unsubscribe(channel)
+    }
+
+    fn clustered(&self) -> bool {
+        true
+    }
+
+    fn tell_nodes(&self, msg: &[u8]) -> Result<(), EngineError> {
+        let name = format!("{}.control", self.opts.prefix);
+        self.call("PUBLISH control", |c| {
+            redis::cmd("PUBLISH").arg(&name).arg(msg).query::<()>(c)
+        })
     }
 
     fn report(&self) -> EngineReport {

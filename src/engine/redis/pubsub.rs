@@ -59,6 +59,8 @@ pub struct Subscriber {
     target: String,
     /// Redis channel names are `<channel_prefix><channel>`.
     channel_prefix: String,
+    /// The nodes' control channel, subscribed for the node's whole life.
+    control_name: String,
     outlet: Arc<dyn Outlet>,
     stop: AtomicBool,
     pub connects: AtomicU64,
@@ -70,13 +72,29 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl Subscriber {
-    /// Starts the reader thread; `target`: host:port of Redis.
-    pub fn start(target: String, channel_prefix: String, outlet: Arc<dyn Outlet>) -> Arc<Self> {
+    /// Starts the reader thread; `target`: host:port of Redis. `control_name`: the Redis
+    /// channel whose messages go to [`Outlet::control`].
+    pub fn start(
+        target: String,
+        channel_prefix: String,
+        control_name: String,
+        outlet: Arc<dyn Outlet>,
+    ) -> Arc<Self> {
+        let mut state = State::default();
+        // Counted as a worker that never leaves: subscribed at every (re)connect.
+        state.channels.insert(
+            control_name.clone(),
+            Channel {
+                workers: 1,
+                pending: 0,
+            },
+        );
         let s = Arc::new(Self {
-            state: Mutex::default(),
+            state: Mutex::new(state),
             changed: Condvar::new(),
             target,
             channel_prefix,
+            control_name,
             outlet,
             stop: AtomicBool::new(false),
             connects: AtomicU64::new(0),
@@ -272,6 +290,10 @@ impl Subscriber {
     }
 
     fn on_message(&self, name: &[u8], payload: &[u8]) {
+        if name == self.control_name.as_bytes() {
+            self.outlet.control(payload);
+            return;
+        }
         let Some(channel) = name
             .strip_prefix(self.channel_prefix.as_bytes())
             .and_then(|c| std::str::from_utf8(c).ok())

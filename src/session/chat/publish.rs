@@ -13,6 +13,7 @@ use crate::channels::Channel;
 use crate::chat::automod::Verdict;
 use crate::chat::message::{ChatPublication, parse};
 use crate::chat::permissions::Permission;
+use crate::chat::replica::ChatChange;
 use crate::client_protocol::codes::ClientError;
 
 impl ClientSession {
@@ -125,11 +126,16 @@ impl ClientSession {
             Verdict::Mute(x, ms) => (x, Some(ms)),
         };
         let reason = violation.reason();
-        self.env
+        let record = self
+            .env
             .chat
             .lock()
             .moderation
             .automatic(&self.user, mute, reason, now.unix_ms);
+        self.env.chat.replicate(ChatChange::Moderation {
+            user: self.user.clone(),
+            record,
+        });
         let action = if mute.is_some() { "mute" } else { "warn" };
         info!(target: AUDIT, user = %self.user, action, reason, mute_ms = mute, "auto-moderation");
         self.notify(

@@ -16,6 +16,7 @@ use crate::chat::Status;
 use crate::chat::moderate::{GLOBAL, ModHistory, Moderate, valid_user};
 use crate::chat::moderation::{Action, Actor};
 use crate::chat::permissions::Permission;
+use crate::chat::replica::ChatChange;
 use crate::client_protocol::codes::ClientError;
 
 /// Most offsets one `reaction.list` may ask about.
@@ -191,6 +192,13 @@ impl ClientSession {
             }
         };
         if changed {
+            env.chat.replicate(ChatChange::Reaction {
+                channel: p.channel.clone(),
+                offset: p.offset,
+                emoji: p.emoji.clone(),
+                user: self.user.clone(),
+                add,
+            });
             let event = json!({"type": "reaction", "op": if add { "add" } else { "remove" },
                                "offset": p.offset, "emoji": p.emoji, "count": count});
             let raw =
@@ -229,6 +237,10 @@ impl ClientSession {
             );
         }
         self.env.chat.lock().set_status(&self.user, p.status);
+        self.env.chat.replicate(ChatChange::Status {
+            user: self.user.clone(),
+            status: p.status,
+        });
         self.apply_status(p.status, host);
         host.to_sessions(SessionCommand::Status(
             Sessions {

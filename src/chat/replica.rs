@@ -1,0 +1,146 @@
+//! Chat state that other nodes must share (with an engine several nodes share): what one node
+//! decided — a sanction and its record, a status, a reaction — the others apply as it is, so a
+//! user banned through one node is banned at every node. Sans-io: the change and how a node
+//! applies it; the server carries it through the engine's control channel.
+//!
+//! Must not: decide anything (permissions, roles and bounds of a request were checked by the
+//! deciding node) or refuse a change because it arrives late.
+
+use serde::{Deserialize, Serialize};
+
+use super::moderation::Record;
+use super::{ChatState, Status};
+
+/// One change of chat state, as the deciding node made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum ChatChange {
+    /// A moderation record of `user` (warn, mute, unmute, kick, ban, unban; by a moderator,
+    /// the API or auto-moderation).
+    Moderation { user: String, record: Record },
+    Status { user: String, status: Status },
+    Reaction {
+        channel: String,
+        offset: u64,
+        emoji: String,
+        user: String,
+        add: bool,
+    },
+}
+
+impl ChatState {
+    /// Applies another node's change. `max_emoji`: `chat.max_reaction_emoji` (a reaction over
+    /// this node's bounds is not kept here, logged).
+    pub fn apply_remote(&mut self, change: ChatChange, max_emoji: usize) {
+        match change {
+            ChatChange::Moderation { user, record } => self.moderation.replay(&user, record),
+            ChatChange::Status { user, status } => self.set_status(&user, status),
+            ChatChange::Reaction {
+                channel,
+                offset,
+                emoji,
+                user,
+                add: true,
+            } => {
+                if let Err(e) = self
+                    .reactions
+                    .add(&channel, offset, &emoji, &user, max_emoji)
+                {
+                    tracing::warn!(%channel, offset, %user, "another node's reaction not kept here: {}", e.message);
+                }
+            }
+            ChatChange::Reaction {
+                channel,
+                offset,
+                emoji,
+                user,
+                add: false,
+            } => {
+                self.reactions.remove(&channel, offset, &emoji, &user);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::chat::ChatRules;
+    use crate::chat::moderation::{Action, Actor, Request, Scope};
+
+    const ADMIN: Actor<'static> = Actor {
+        user: "root",
+        role: Role::Admin,
+    };
+
+    fn request(action: Action, scope: Scope, duration: Option<u64>) -> Request {
+        Request {
+            action,
+            user: "eve".into(),
+            scope,
+            duration,
+            reason: "spam".into(),
+        }
+    }
+
+    /// Decides on node a, sends the change as JSON, applies it on node b.
+    fn decide_and_replay(a: &mut ChatState, b: &mut ChatState, req: Request, now: u64) {
+        let user = req.user.clone();
+        let record = a.moderation.apply(ADMIN, req, now).expect("decided").record;
+        let wire = serde_json::to_string(&ChatChange::Moderation { user, record }).unwrap();
+        b.apply_remote(serde_json::from_str(&wire).expect("decodes"), 8);
+    }
+
+    #[test]
+    fn sanctions_decided_on_one_node_hold_on_another() {
+        let rules = ChatRules::default();
+        let (mut a, mut b) = (ChatState::new(&rules), ChatState::new(&rules));
+        let t = 1_000_000;
+        decide_and_replay(&mut a, &mut b, request(Action::Ban, Scope::Global, None), t);
+        assert!(b.moderation.banned("eve", None, t + 1).is_some());
+        let room = Scope::Channel("chat:lobby".into());
+        decide_and_replay(&mut a, &mut b, request(Action::Mute, room, Some(60_000)), t);
+        let m = b.moderation.muted("eve", "chat:lobby", t + 1).expect("muted");
+        assert_eq!(m.until, Some(t + 60_000));
+        assert_eq!(m.by, "root");
+        assert!(b.moderation.muted("eve", "chat:lobby", t + 60_000).is_none());
+        decide_and_replay(&mut a, &mut b, request(Action::Unban, Scope::Global, None), t);
+        assert!(b.moderation.banned("eve", None, t + 1).is_none());
+        assert_eq!(b.moderation.history("eve"), a.moderation.history("eve"));
+    }
+
+    #[test]
+    fn automatic_mutes_statuses_and_reactions_travel() {
+        let rules = ChatRules::default();
+        let (mut a, mut b) = (ChatState::new(&rules), ChatState::new(&rules));
+        let record = a.moderation.automatic("eve", Some(5_000), "flood", 10);
+        b.apply_remote(
+            ChatChange::Moderation {
+                user: "eve".into(),
+                record,
+            },
+            8,
+        );
+        assert!(b.moderation.muted("eve", "any:room", 11).is_some());
+        b.apply_remote(
+            ChatChange::Status {
+                user: "eve".into(),
+                status: Status::Away,
+            },
+            8,
+        );
+        assert_eq!(b.status("eve"), Status::Away);
+        let react = |add| ChatChange::Reaction {
+            channel: "chat:lobby".into(),
+            offset: 3,
+            emoji: "👍".into(),
+            user: "eve".into(),
+            add,
+        };
+        b.apply_remote(react(true), 8);
+        assert_eq!(b.reactions.counts("chat:lobby", 3)["👍"], 1);
+        b.apply_remote(react(false), 8);
+        assert!(b.reactions.counts("chat:lobby", 3).is_empty());
+    }
+}

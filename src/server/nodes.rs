@@ -1,0 +1,139 @@
+//! This node's side of the engine's control channel (with an engine several nodes share): it
+//! sends [`Notice`]s — session commands, chat changes, its figures — and applies the ones other
+//! nodes send. With the memory engine there are no other nodes and nothing is sent.
+//!
+//! Must not: block on anything but the engine's one call to send; apply its own notices twice
+//! (they come back through the channel and are skipped by the sender's uid).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tracing::warn;
+
+use super::ServerShared;
+use crate::api::SessionCommand;
+use crate::cluster::{self, Nodes, Notice};
+
+/// This node among others: its uid, who else is there, and counters for `/metrics`.
+pub struct Cluster {
+    /// 16 hex digits, new at every start (the API's `info` names the node by it).
+    pub uid: String,
+    pub nodes: Mutex<Nodes>,
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    /// Notices not sent (engine unavailable) or not understood.
+    pub failed: AtomicU64,
+}
+
+impl Cluster {
+    pub fn new() -> Self {
+        let mut r = [0u8; 8];
+        let _ = getrandom::fill(&mut r);
+        Self {
+            uid: r.iter().map(|b| format!("{b:02x}")).collect(),
+            nodes: Mutex::default(),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    /// The other nodes heard from lately.
+    pub fn others(&self) -> Vec<cluster::NodeFigures> {
+        self.nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .live(Instant::now())
+    }
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerShared {
+    /// Hands a session command to every worker of this node and, with a shared engine, to
+    /// every other node (the user may be connected anywhere); false when some worker's
+    /// control queue here was full (logged).
+    pub fn to_sessions(&self, cmd: SessionCommand) -> bool {
+        let notice = self.engine.clustered().then(|| Notice::Session(cmd.clone()));
+        let all = self.to_local_sessions(cmd);
+        if let Some(n) = notice {
+            self.tell_nodes(&n);
+        }
+        all
+    }
+
+    /// Hands a session command to every worker of this node.
+    pub fn to_local_sessions(&self, cmd: SessionCommand) -> bool {
+        let cmd = Arc::new(cmd);
+        let mut all = true;
+        for (w, inbox) in self.inboxes.iter().enumerate() {
+            if !inbox.send_control(super::inbox::Control::Session(cmd.clone())) {
+                warn!(
+                    worker = w,
+                    "control queue of worker {w} is full: session command not delivered there"
+                );
+                all = false;
+            }
+        }
+        all
+    }
+
+    /// Sends `notice` to the other nodes (nothing without a shared engine). A failure is
+    /// counted and logged: the other nodes miss it, this node has carried it out.
+    pub fn tell_nodes(&self, notice: &Notice) {
+        if !self.engine.clustered() {
+            return;
+        }
+        let msg = cluster::encode(&self.cluster.uid, notice);
+        match self.engine.tell_nodes(&msg) {
+            Ok(()) => {
+                self.cluster.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.cluster.failed.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    kind = notice.kind(),
+                    "other nodes not told (they miss this {} notice): {e}",
+                    notice.kind()
+                );
+            }
+        }
+    }
+
+    /// A message from the control channel: applies another node's notice.
+    pub fn on_control(&self, msg: &[u8]) {
+        let (from, notice) = match cluster::decode(msg) {
+            Ok(m) => m,
+            Err(e) => {
+                self.cluster.failed.fetch_add(1, Ordering::Relaxed);
+                warn!("control channel: dropped a message: {e}");
+                return;
+            }
+        };
+        if from == self.cluster.uid {
+            return;
+        }
+        self.cluster.received.fetch_add(1, Ordering::Relaxed);
+        match notice {
+            Notice::Session(cmd) => {
+                self.to_local_sessions(cmd);
+            }
+            Notice::Chat(change) => self
+                .session_env
+                .chat
+                .lock()
+                .apply_remote(change, self.app.chat.max_reaction_emoji),
+            Notice::Node(figures) => self
+                .cluster
+                .nodes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .saw(figures, Instant::now()),
+        }
+    }
+}
