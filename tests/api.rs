@@ -201,20 +201,7 @@ async fn a_slow_loris_is_closed_and_workers_do_not_notice() {
 async fn disconnect_and_refresh_reach_every_connection_of_the_user() {
     let s = server();
     let api = s.handle().api_addr.unwrap();
-    let token = |user: &str| {
-        use jsonwebtoken::{EncodingKey, Header, encode};
-        let exp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 3600;
-        encode(
-            &Header::default(),
-            &serde_json::json!({"sub": user, "exp": exp}),
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap()
-    };
+    let token = |user: &str| common::protocol::user_token(SECRET, user);
     let mut conns = Vec::new();
     for user in ["u1", "u1", "u1", "u2"] {
         let mut ws = s.ws("/connection/websocket").await;

@@ -50,24 +50,14 @@ fn server(extra: &[&str]) -> TestServer {
     common::start(&flags)
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+use common::protocol::unix_now as now;
 
 fn hs256(claims: Value) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    common::protocol::hs256(SECRET, claims)
 }
 
 fn user_token(user: &str) -> String {
-    hs256(json!({"sub": user, "exp": now() + 3600}))
+    common::protocol::user_token(SECRET, user)
 }
 
 async fn ws(s: &TestServer) -> Ws {

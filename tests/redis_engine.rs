@@ -6,14 +6,12 @@
 
 mod common;
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
+use common::TestServer;
+use common::protocol::Client;
 use common::redis::Redis;
-use common::{TestServer, Ws, next_msg, send_text};
-use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "redis-engine-test-secret-of-32-bytes!";
 
@@ -59,100 +57,6 @@ fn node_with(redis: &Redis, prefix: &str, extra: &str) -> TestServer {
     ])
 }
 
-fn token(user: &str) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    encode(
-        &Header::default(),
-        &json!({"sub": user, "exp": exp}),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-/// A protocol client: commands with ids, replies matched by id, pushes kept in order.
-struct Client {
-    ws: Ws,
-    next_id: u64,
-    pushes: VecDeque<Value>,
-    replies: VecDeque<Value>,
-}
-
-impl Client {
-    async fn connect(s: &TestServer, user: &str) -> Self {
-        let mut c = Self {
-            ws: s.ws("/connection/websocket").await,
-            next_id: 0,
-            pushes: VecDeque::new(),
-            replies: VecDeque::new(),
-        };
-        let r = c.call(json!({"connect": {"token": token(user)}})).await;
-        assert!(r["connect"]["client"].is_string(), "{r}");
-        c
-    }
-
-    async fn read(&mut self) {
-        match tokio::time::timeout(Duration::from_secs(10), next_msg(&mut self.ws)).await {
-            Ok(Message::Text(t)) => {
-                for line in t.as_str().split('\n').filter(|l| *l != "{}") {
-                    let v: Value = serde_json::from_str(line).expect("JSON");
-                    if v.get("push").is_some() {
-                        self.pushes.push_back(v["push"].clone());
-                    } else {
-                        self.replies.push_back(v);
-                    }
-                }
-            }
-            Ok(other) => panic!("expected text, got {other:?}"),
-            Err(_) => panic!("nothing within 10 s"),
-        }
-    }
-
-    /// Sends `cmd` and returns its reply.
-    async fn call(&mut self, mut cmd: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        cmd["id"] = json!(id);
-        send_text(&mut self.ws, &cmd.to_string()).await;
-        loop {
-            if let Some(i) = self.replies.iter().position(|r| r["id"] == json!(id)) {
-                return self.replies.remove(i).unwrap();
-            }
-            self.read().await;
-        }
-    }
-
-    /// The next push matching `pred` (earlier ones that do not match are dropped).
-    async fn push(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        loop {
-            while let Some(p) = self.pushes.pop_front() {
-                if pred(&p) {
-                    return p;
-                }
-            }
-            self.read().await;
-        }
-    }
-
-    /// The `n` of the next `count` publications of `channel`, with their offsets.
-    async fn publications(&mut self, channel: &str, count: usize) -> Vec<(u64, u64)> {
-        let mut got = Vec::new();
-        while got.len() < count {
-            let p = self
-                .push(|p| p["channel"] == channel && p.get("pub").is_some())
-                .await;
-            got.push((
-                p["pub"]["data"]["n"].as_u64().unwrap(),
-                p["pub"]["offset"].as_u64().unwrap_or(0),
-            ));
-        }
-        got
-    }
-}
-
 fn clients_in(presence: &Value) -> Vec<String> {
     let mut users: Vec<String> = presence["presence"]["presence"]
         .as_object()
@@ -168,8 +72,8 @@ fn clients_in(presence: &Value) -> Vec<String> {
 async fn two_nodes_share_publications_history_presence_and_recovery() {
     let Some(redis) = Redis::start() else { return };
     let (a, b) = (node(&redis, "t1"), node(&redis, "t1"));
-    let mut x = Client::connect(&a, "xavier").await;
-    let mut y = Client::connect(&b, "yvonne").await;
+    let mut x = Client::connect(&a, SECRET, "xavier").await;
+    let mut y = Client::connect(&b, SECRET, "yvonne").await;
     let sub = x.call(json!({"subscribe": {"channel": "chat:r"}})).await;
     assert!(sub["subscribe"].is_object(), "{sub}");
     let epoch = sub["subscribe"]["epoch"].as_str().unwrap().to_owned();
@@ -232,7 +136,7 @@ async fn two_nodes_share_publications_history_presence_and_recovery() {
             .await;
     }
     // He comes back on node b and recovers what he missed there.
-    let mut x2 = Client::connect(&b, "xavier").await;
+    let mut x2 = Client::connect(&b, SECRET, "xavier").await;
     let r = x2
         .call(json!({"subscribe": {"channel": "chat:r", "recover": true, "offset": N, "epoch": epoch}}))
         .await;
@@ -246,7 +150,7 @@ async fn two_nodes_share_publications_history_presence_and_recovery() {
     assert_eq!(missed, (N..N + 5).collect::<Vec<_>>(), "{r}");
 
     // A channel without history: publications cross nodes too, without offsets.
-    let mut z = Client::connect(&a, "zoe").await;
+    let mut z = Client::connect(&a, SECRET, "zoe").await;
     let r = z.call(json!({"subscribe": {"channel": "live:x"}})).await;
     assert!(r["subscribe"].is_object(), "{r}");
     for n in 0..5 {
@@ -267,8 +171,8 @@ async fn a_redis_restart_is_survived_and_the_gap_is_told() {
         return;
     };
     let (a, b) = (node(&redis, "t2"), node(&redis, "t2"));
-    let mut x = Client::connect(&a, "xavier").await;
-    let mut y = Client::connect(&b, "yvonne").await;
+    let mut x = Client::connect(&a, SECRET, "xavier").await;
+    let mut y = Client::connect(&b, SECRET, "yvonne").await;
     let sub = x.call(json!({"subscribe": {"channel": "chat:g"}})).await;
     let epoch = sub["subscribe"]["epoch"].as_str().unwrap().to_owned();
     y.call(json!({"publish": {"channel": "chat:g", "data": {"n": 1}}}))
@@ -421,9 +325,9 @@ async fn presence_outlives_its_ttl_while_the_client_stays() {
     let Some(redis) = Redis::start() else { return };
     let fast = "[engine.redis]\npresence_ttl = \"3s\"\n";
     let (a, b) = (node_with(&redis, "t4", fast), node_with(&redis, "t4", fast));
-    let mut x = Client::connect(&a, "xavier").await;
+    let mut x = Client::connect(&a, SECRET, "xavier").await;
     x.call(json!({"subscribe": {"channel": "chat:p"}})).await;
-    let mut y = Client::connect(&b, "yvonne").await;
+    let mut y = Client::connect(&b, SECRET, "yvonne").await;
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let p = y.call(json!({"presence": {"channel": "chat:p"}})).await;
     assert_eq!(

@@ -7,6 +7,7 @@
 pub mod files;
 pub mod postgres;
 pub mod process;
+pub mod protocol;
 pub mod redis;
 
 use std::path::PathBuf;
