@@ -198,7 +198,10 @@ mod tests {
         for i in 0..MAX_NODES + 1 {
             nodes.saw(figures(&format!("n{i}")), t + NODE_EXPIRY);
         }
-        assert_eq!(nodes.refused, 2, "a + n0..n1022 fill it; n1023 and n1024 refused");
+        assert_eq!(
+            nodes.refused, 2,
+            "a + n0..n1022 fill it; n1023 and n1024 refused"
+        );
         assert_eq!(nodes.live(t + NODE_EXPIRY).len(), MAX_NODES);
     }
 }

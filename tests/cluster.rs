@@ -76,21 +76,35 @@ fn api(node: &TestServer, method: &str, body: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_session_commands_reach_users_on_the_other_node() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
     let (a, b) = (node(&redis), node(&redis));
     let mut alice1 = Client::connect(&a, SECRET, "alice").await;
     let mut alice2 = Client::connect(&a, SECRET, "alice").await;
     let mut bob = Client::connect(&a, SECRET, "bob").await;
 
-    let r = api(&b, "subscribe", json!({"user": "bob", "channel": "news:today"}));
+    let r = api(
+        &b,
+        "subscribe",
+        json!({"user": "bob", "channel": "news:today"}),
+    );
     assert_eq!(r, json!({"result": {}}));
     let p = bob
         .push(|p| p["channel"] == "news:today" && p.get("subscribe").is_some())
         .await;
     assert_eq!(p["subscribe"]["recoverable"], Value::Null, "{p}");
-    api(&b, "publish", json!({"channel": "news:today", "data": {"n": 7}}));
+    api(
+        &b,
+        "publish",
+        json!({"channel": "news:today", "data": {"n": 7}}),
+    );
     assert_eq!(bob.publications("news:today", 1).await[0].0, 7);
-    api(&b, "unsubscribe", json!({"user": "bob", "channel": "news:today"}));
+    api(
+        &b,
+        "unsubscribe",
+        json!({"user": "bob", "channel": "news:today"}),
+    );
     let p = bob
         .push(|p| p["channel"] == "news:today" && p.get("unsubscribe").is_some())
         .await;
@@ -107,6 +121,18 @@ async fn api_session_commands_reach_users_on_the_other_node() {
     }
     let r = bob.call(json!({"rpc": {"method": "nothing"}})).await;
     assert!(r.get("error").is_some(), "bob still connected: {r}");
+
+    // Without Redis the other nodes cannot be told: the API says so instead of "done".
+    redis.stop();
+    let r = api(&b, "disconnect", json!({"user": "bob"}));
+    assert_eq!(r["error"]["code"], 100, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("other nodes"),
+        "{r}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +140,9 @@ async fn a_ban_made_through_one_node_holds_at_the_other() {
     let Some(redis) = Redis::start() else { return };
     let (a, b) = (node(&redis), node(&redis));
     let mut eve = Client::connect(&a, SECRET, "eve").await;
-    let r = eve.call(json!({"subscribe": {"channel": "room:lobby"}})).await;
+    let r = eve
+        .call(json!({"subscribe": {"channel": "room:lobby"}}))
+        .await;
     assert!(r.get("subscribe").is_some(), "{r}");
 
     // A mute through node b: eve, on node a, cannot publish in the room.
@@ -142,7 +170,10 @@ async fn a_ban_made_through_one_node_holds_at_the_other() {
     };
     assert_eq!(muted["error"]["code"], 103, "{muted}");
     assert!(
-        muted["error"]["message"].as_str().unwrap().contains("calm down"),
+        muted["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("calm down"),
         "{muted}"
     );
 
@@ -160,7 +191,11 @@ async fn a_ban_made_through_one_node_holds_at_the_other() {
     let (code, reason) = r.expect_err("banned at node a too");
     assert_eq!(code, 4501, "{reason}");
     // Node a's moderation history has the record node b made.
-    let h = api(&a, "rpc", json!({"method": "mod.history", "params": {"user": "eve"}}));
+    let h = api(
+        &a,
+        "rpc",
+        json!({"method": "mod.history", "params": {"user": "eve"}}),
+    );
     let actions: Vec<&str> = h["result"]["data"]["records"]
         .as_array()
         .unwrap_or_else(|| panic!("{h}"))

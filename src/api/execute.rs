@@ -529,7 +529,8 @@ fn send(host: &dyn ApiHost, cmd: SessionCommand) -> Answer {
         Ok(b"{}".to_vec())
     } else {
         Err(ClientError::INTERNAL.with_detail(
-            "a worker's command queue is full; retry (the command may have reached some workers)",
+            "a worker's command queue is full, or the other nodes could not be told (engine \
+             unavailable); retry (the command may have reached some connections)",
         ))
     }
 }

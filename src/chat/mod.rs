@@ -287,7 +287,8 @@ impl ChatState {
 }
 
 /// Where changes other nodes must know go (the server's control channel).
-pub type Replicator = Box<dyn Fn(&replica::ChatChange) + Send + Sync>;
+/// It returns false when the change could not be sent.
+pub type Replicator = Box<dyn Fn(&replica::ChatChange) -> bool + Send + Sync>;
 
 /// The shared chat state and its lock.
 pub struct Chat {
@@ -314,12 +315,10 @@ impl Chat {
         let _ = self.replicator.set(f);
     }
 
-    /// Tells the other nodes about a change this node made (nothing without other nodes).
-    /// Call it without holding [`Chat::lock`].
-    pub fn replicate(&self, change: replica::ChatChange) {
-        if let Some(f) = self.replicator.get() {
-            f(&change);
-        }
+    /// Tells the other nodes about a change this node made (nothing to do without other
+    /// nodes); false when they could not be told. Call it without holding [`Chat::lock`].
+    pub fn replicate(&self, change: replica::ChatChange) -> bool {
+        self.replicator.get().is_none_or(|f| f(&change))
     }
 
     pub fn lock(&self) -> MutexGuard<'_, ChatState> {

@@ -129,11 +129,12 @@ pub fn execute(
         reason: p.reason,
     };
     let decided = chat.lock().moderation.apply(actor, req, now_ms)?;
-    chat.replicate(super::replica::ChatChange::Moderation {
+    let replicated = chat.replicate(super::replica::ChatChange::Moderation {
         user: p.user.clone(),
         record: decided.record.clone(),
     });
     let r = &decided.record;
+    let mut reached = true;
     info!(target: AUDIT, moderator = %actor.user, user = %p.user, action = action.name(),
           scope = ?r.scope, until = ?r.until, reason = %r.reason, "moderation");
     let to = Sessions {
@@ -159,13 +160,19 @@ pub fn execute(
                 SessionCommand::Disconnect(to, base.with_detail(reason.trim()))
             }
         };
-        fx.to_sessions(cmd);
+        reached = fx.to_sessions(cmd);
     }
     fx.notify(
         &p.user,
         &json!({"type": "moderation", "action": action, "by": actor.user,
                 "reason": r.reason, "channel": scope.channel(), "until": r.until}),
     );
+    if !replicated || !reached {
+        return Err(ClientError::INTERNAL.with_detail(
+            "recorded, but not every node or connection could be told (a full command queue, \
+             or the engine unavailable): repeat the request",
+        ));
+    }
     Ok(json!({ "record": r }))
 }
 

@@ -17,8 +17,14 @@ use super::{ChatState, Status};
 pub enum ChatChange {
     /// A moderation record of `user` (warn, mute, unmute, kick, ban, unban; by a moderator,
     /// the API or auto-moderation).
-    Moderation { user: String, record: Record },
-    Status { user: String, status: Status },
+    Moderation {
+        user: String,
+        record: Record,
+    },
+    Status {
+        user: String,
+        status: Status,
+    },
     Reaction {
         channel: String,
         offset: u64,
@@ -101,11 +107,23 @@ mod tests {
         assert!(b.moderation.banned("eve", None, t + 1).is_some());
         let room = Scope::Channel("chat:lobby".into());
         decide_and_replay(&mut a, &mut b, request(Action::Mute, room, Some(60_000)), t);
-        let m = b.moderation.muted("eve", "chat:lobby", t + 1).expect("muted");
+        let m = b
+            .moderation
+            .muted("eve", "chat:lobby", t + 1)
+            .expect("muted");
         assert_eq!(m.until, Some(t + 60_000));
         assert_eq!(m.by, "root");
-        assert!(b.moderation.muted("eve", "chat:lobby", t + 60_000).is_none());
-        decide_and_replay(&mut a, &mut b, request(Action::Unban, Scope::Global, None), t);
+        assert!(
+            b.moderation
+                .muted("eve", "chat:lobby", t + 60_000)
+                .is_none()
+        );
+        decide_and_replay(
+            &mut a,
+            &mut b,
+            request(Action::Unban, Scope::Global, None),
+            t,
+        );
         assert!(b.moderation.banned("eve", None, t + 1).is_none());
         assert_eq!(b.moderation.history("eve"), a.moderation.history("eve"));
     }

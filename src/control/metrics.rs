@@ -327,10 +327,14 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
             "ringcast_cluster_notices",
             "Control channel notices (session commands, chat changes, node figures): sent to \
              the other nodes, received from them, failed (not sent, or not understood).",
-            [("sent", &c.sent), ("received", &c.received), ("failed", &c.failed)]
-                .into_iter()
-                .map(|(r, n)| (vec![("result", r.into())], n.load(Ordering::Relaxed)))
-                .collect(),
+            [
+                ("sent", &c.sent),
+                ("received", &c.received),
+                ("failed", &c.failed),
+            ]
+            .into_iter()
+            .map(|(r, n)| (vec![("result", r.into())], n.load(Ordering::Relaxed)))
+            .collect(),
         );
         s.gauge(
             "ringcast_cluster_nodes",

@@ -318,14 +318,12 @@ impl ServerHandle {
         let _ = outlet.0.set(Arc::downgrade(&shared));
         if shared.engine.clustered() {
             let weak = Arc::downgrade(&shared);
-            shared
-                .session_env
-                .chat
-                .replicate_to(Box::new(move |change: &crate::chat::replica::ChatChange| {
-                    if let Some(s) = weak.upgrade() {
-                        s.tell_nodes(&crate::cluster::Notice::Chat(change.clone()));
-                    }
-                }));
+            shared.session_env.chat.replicate_to(Box::new(
+                move |change: &crate::chat::replica::ChatChange| {
+                    weak.upgrade()
+                        .is_none_or(|s| s.tell_nodes(&crate::cluster::Notice::Chat(change.clone())))
+                },
+            ));
         }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(n);

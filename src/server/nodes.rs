@@ -57,14 +57,15 @@ impl Default for Cluster {
 impl ServerShared {
     /// Hands a session command to every worker of this node and, with a shared engine, to
     /// every other node (the user may be connected anywhere); false when some worker's
-    /// control queue here was full (logged).
+    /// control queue here was full or the other nodes could not be told (logged).
     pub fn to_sessions(&self, cmd: SessionCommand) -> bool {
-        let notice = self.engine.clustered().then(|| Notice::Session(cmd.clone()));
+        let notice = self
+            .engine
+            .clustered()
+            .then(|| Notice::Session(cmd.clone()));
         let all = self.to_local_sessions(cmd);
-        if let Some(n) = notice {
-            self.tell_nodes(&n);
-        }
-        all
+        let told = notice.is_none_or(|n| self.tell_nodes(&n));
+        all && told
     }
 
     /// Hands a session command to every worker of this node.
@@ -83,16 +84,17 @@ impl ServerShared {
         all
     }
 
-    /// Sends `notice` to the other nodes (nothing without a shared engine). A failure is
-    /// counted and logged: the other nodes miss it, this node has carried it out.
-    pub fn tell_nodes(&self, notice: &Notice) {
+    /// Sends `notice` to the other nodes (nothing to do without a shared engine); false when
+    /// it could not be sent: counted and logged, the other nodes miss it.
+    pub fn tell_nodes(&self, notice: &Notice) -> bool {
         if !self.engine.clustered() {
-            return;
+            return true;
         }
         let msg = cluster::encode(&self.cluster.uid, notice);
         match self.engine.tell_nodes(&msg) {
             Ok(()) => {
                 self.cluster.sent.fetch_add(1, Ordering::Relaxed);
+                true
             }
             Err(e) => {
                 self.cluster.failed.fetch_add(1, Ordering::Relaxed);
@@ -101,6 +103,7 @@ impl ServerShared {
                     "other nodes not told (they miss this {} notice): {e}",
                     notice.kind()
                 );
+                false
             }
         }
     }

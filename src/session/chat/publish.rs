@@ -126,12 +126,12 @@ impl ClientSession {
             Verdict::Mute(x, ms) => (x, Some(ms)),
         };
         let reason = violation.reason();
-        let record = self
-            .env
-            .chat
-            .lock()
-            .moderation
-            .automatic(&self.user, mute, reason, now.unix_ms);
+        let record =
+            self.env
+                .chat
+                .lock()
+                .moderation
+                .automatic(&self.user, mute, reason, now.unix_ms);
         self.env.chat.replicate(ChatChange::Moderation {
             user: self.user.clone(),
             record,
