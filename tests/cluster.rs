@@ -1,8 +1,8 @@
 //! Nodes sharing a Redis tell each other what concerns users connected anywhere (a real Redis,
 //! tests/common/redis.rs; the server API called with curl): an API `disconnect`, `subscribe`
 //! or `unsubscribe` made through one node reaches the user on the other; a ban through one node
-//! closes the user on the other and keeps them out there, a mute holds there, an unban lets them
-//! back; `info` on one node lists both with their figures.
+//! closes the user on the other and keeps them out there and at a node started later, a mute
+//! holds there, an unban lets them back; `info` on one node lists both with their figures.
 
 mod common;
 
@@ -190,6 +190,11 @@ async fn a_ban_made_through_one_node_holds_at_the_other() {
     let (_again, r) = Client::try_connect(&a, SECRET, "eve").await;
     let (code, reason) = r.expect_err("banned at node a too");
     assert_eq!(code, 4501, "{reason}");
+    // A node started after the ban knows it (live sanctions are kept in Redis).
+    let c = node(&redis);
+    let (_late, r) = Client::try_connect(&c, SECRET, "eve").await;
+    let (code, reason) = r.expect_err("banned at a node started later");
+    assert_eq!(code, 4501, "{reason}");
     // Node a's moderation history has the record node b made.
     let h = api(
         &a,
@@ -210,11 +215,23 @@ async fn a_ban_made_through_one_node_holds_at_the_other() {
         "rpc",
         json!({"method": "mod.unban", "params": {"user": "eve", "global": true}}),
     );
-    wait_for(|| async {
-        let (_c, r) = Client::try_connect(&a, SECRET, "eve").await;
-        r.ok().filter(|r| r["connect"]["client"].is_string())
-    })
-    .await;
+    for n in [&a, &c] {
+        wait_for(|| async {
+            let (_c, r) = Client::try_connect(n, SECRET, "eve").await;
+            r.ok().filter(|r| r["connect"]["client"].is_string())
+        })
+        .await;
+    }
+    // Lifted sanctions are forgotten in Redis: a node started now knows of none.
+    drop(c);
+    let d = node(&redis);
+    let (_d, r) = Client::try_connect(&d, SECRET, "eve").await;
+    assert!(r.is_ok_and(|r| r["connect"]["client"].is_string()));
+    let mut e = Client::connect(&d, SECRET, "eve").await;
+    let r = e
+        .call(json!({"subscribe": {"channel": "room:lobby"}}))
+        .await;
+    assert!(r.get("subscribe").is_some(), "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -324,31 +324,38 @@ impl Moderation {
 
     /// Carries out what another node decided (its record, as it made it): a mute or a ban is
     /// set with the record's end, an unmute or an unban lifts it; the record joins the user's
-    /// history. No permission or role check: the deciding node made them. A full sanction
-    /// store refuses a new one as [`Moderation::apply`] does (counted, logged).
+    /// history. No permission or role check: the deciding node made them.
     pub fn replay(&mut self, user: &str, record: Record) {
+        self.install(user, &record);
+        self.remember(user, record);
+    }
+
+    /// Sets (mute, ban) or lifts (unmute, unban) the sanction a record made, without history:
+    /// what [`Moderation::replay`] does, and a node starting with sanctions kept elsewhere. A
+    /// full sanction store refuses a new one as [`Moderation::apply`] does (counted, logged).
+    pub fn install(&mut self, user: &str, record: &Record) {
         let key = (user.to_owned(), record.scope.clone());
-        let sanction = || Sanction {
-            until: record.until,
-            reason: cut(record.reason.clone(), MAX_REASON),
-            by: record.by.clone(),
-        };
         match record.action {
             Action::Warn | Action::Kick => {}
             Action::Mute | Action::Ban => {
                 if self.mutes.len() + self.bans.len() >= MAX_SANCTIONS {
                     self.sweep(record.at);
                 }
+                let sanction = Sanction {
+                    until: record.until,
+                    reason: cut(record.reason.clone(), MAX_REASON),
+                    by: record.by.clone(),
+                };
                 if self.mutes.len() + self.bans.len() >= MAX_SANCTIONS {
                     self.sanctions_refused += 1;
                     tracing::warn!(
                         %user,
-                        "chat moderation: {MAX_SANCTIONS} live sanctions, another node's one not kept here"
+                        "chat moderation: {MAX_SANCTIONS} live sanctions, one made elsewhere not kept here"
                     );
                 } else if record.action == Action::Mute {
-                    self.mutes.insert(key, sanction());
+                    self.mutes.insert(key, sanction);
                 } else {
-                    self.bans.insert(key, sanction());
+                    self.bans.insert(key, sanction);
                 }
             }
             Action::Unmute => {
@@ -358,7 +365,6 @@ impl Moderation {
                 self.bans.remove(&key);
             }
         }
-        self.remember(user, record);
     }
 
     /// Adds a record to a user's history (auto-moderation records its own).

@@ -1,15 +1,20 @@
 //! Chat state that other nodes must share (with an engine several nodes share): what one node
 //! decided — a sanction and its record, a status, a reaction — the others apply as it is, so a
-//! user banned through one node is banned at every node. Sans-io: the change and how a node
-//! applies it; the server carries it through the engine's control channel.
+//! user banned through one node is banned at every node. Live sanctions are also kept in the
+//! engine (one entry per mute or ban, forgotten when lifted), so a node that starts later
+//! turns away whom the others banned. Sans-io: the change, how a node applies it, what is kept
+//! and how it is restored; the server carries them through the engine.
 //!
 //! Must not: decide anything (permissions, roles and bounds of a request were checked by the
 //! deciding node) or refuse a change because it arrives late.
 
 use serde::{Deserialize, Serialize};
 
-use super::moderation::Record;
+use super::moderation::{Action, Record};
 use super::{ChatState, Status};
+
+/// The engine set live sanctions are kept in.
+pub const SANCTIONS_SET: &str = "chat.sanctions";
 
 /// One change of chat state, as the deciding node made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +39,56 @@ pub enum ChatChange {
     },
 }
 
+/// What a change means for the kept sanctions: a mute or a ban is kept under its key (the
+/// change itself as JSON), an unmute or an unban forgets it; `None` for anything else.
+pub fn kept_sanction(change: &ChatChange) -> Option<(String, Option<Vec<u8>>)> {
+    let ChatChange::Moderation { user, record } = change else {
+        return None;
+    };
+    let (kind, keep) = match record.action {
+        Action::Mute => ("mute", true),
+        Action::Ban => ("ban", true),
+        Action::Unmute => ("mute", false),
+        Action::Unban => ("ban", false),
+        Action::Warn | Action::Kick => return None,
+    };
+    // User names have no `|` (moderate::valid_user); the scope may.
+    let key = format!(
+        "{kind}|{user}|{}",
+        record.scope.channel().unwrap_or_default()
+    );
+    let value = keep.then(|| serde_json::to_vec(change).expect("a change is JSON"));
+    Some((key, value))
+}
+
 impl ChatState {
+    /// Installs kept sanctions at start (`now`: unix ms). Returns how many were installed and
+    /// the keys of those that ended or cannot be read (for the caller to forget).
+    pub fn restore_sanctions(
+        &mut self,
+        kept: Vec<(String, Vec<u8>)>,
+        now: u64,
+    ) -> (usize, Vec<String>) {
+        let mut installed = 0;
+        let mut stale = Vec::new();
+        for (key, value) in kept {
+            match serde_json::from_slice::<ChatChange>(&value) {
+                Ok(ChatChange::Moderation { user, record })
+                    if record.until.is_none_or(|u| u > now) =>
+                {
+                    self.moderation.install(&user, &record);
+                    installed += 1;
+                }
+                Ok(_) => stale.push(key),
+                Err(e) => {
+                    tracing::warn!(%key, "a kept sanction cannot be read, forgotten: {e}");
+                    stale.push(key);
+                }
+            }
+        }
+        (installed, stale)
+    }
+
     /// Applies another node's change. `max_emoji`: `chat.max_reaction_emoji` (a reaction over
     /// this node's bounds is not kept here, logged).
     pub fn apply_remote(&mut self, change: ChatChange, max_emoji: usize) {
@@ -126,6 +180,56 @@ mod tests {
         );
         assert!(b.moderation.banned("eve", None, t + 1).is_none());
         assert_eq!(b.moderation.history("eve"), a.moderation.history("eve"));
+    }
+
+    #[test]
+    fn kept_sanctions_restore_what_is_live() {
+        let rules = ChatRules::default();
+        let mut a = ChatState::new(&rules);
+        let mut kept = std::collections::HashMap::new();
+        let mut decide = |a: &mut ChatState, req: Request, now: u64| {
+            let user = req.user.clone();
+            let record = a.moderation.apply(ADMIN, req, now).expect("decided").record;
+            if let Some((k, v)) = kept_sanction(&ChatChange::Moderation { user, record }) {
+                match v {
+                    Some(v) => kept.insert(k, v),
+                    None => kept.remove(&k),
+                };
+            }
+        };
+        let lobby = || Scope::Channel("chat:lobby".into());
+        decide(&mut a, request(Action::Ban, Scope::Global, None), 10);
+        decide(&mut a, request(Action::Mute, lobby(), Some(1_000)), 10);
+        decide(&mut a, request(Action::Ban, lobby(), Some(50_000)), 10);
+        decide(&mut a, request(Action::Warn, Scope::Global, None), 10);
+        decide(&mut a, request(Action::Unban, lobby(), None), 20);
+        assert_eq!(
+            kept.len(),
+            2,
+            "the global ban and the mute: {:?}",
+            kept.keys()
+        );
+        kept.insert("ban|x|".into(), b"not json".to_vec());
+        let mut b = ChatState::new(&rules);
+        let (installed, mut stale) = b.restore_sanctions(kept.into_iter().collect(), 5_000);
+        stale.sort();
+        assert_eq!(installed, 1);
+        assert_eq!(
+            stale,
+            ["ban|x|", "mute|eve|chat:lobby"],
+            "ended, unreadable"
+        );
+        assert!(b.moderation.banned("eve", None, 5_000).is_some());
+        assert!(
+            b.moderation
+                .banned("eve", Some("chat:lobby"), 5_000)
+                .is_some(),
+            "the global ban"
+        );
+        assert!(
+            b.moderation.history("eve").is_empty(),
+            "no history from kept sanctions"
+        );
     }
 
     #[test]

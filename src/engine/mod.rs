@@ -180,6 +180,24 @@ pub trait Broker: Send + Sync {
         Ok(())
     }
 
+    /// Keeps (`Some`) or forgets (`None`) `key` of the small named `set` in the engine's
+    /// backend, for nodes started later (chat's live sanctions). The memory engine keeps
+    /// nothing: its state ends with the process.
+    fn keep(&self, _set: &str, _key: &str, _value: Option<&[u8]>) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    /// Everything kept in `set`: (key, value).
+    fn kept(&self, _set: &str) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    /// Forgets `key` of `set` if it still holds `value` (a stale entry another node may be
+    /// replacing at the same moment).
+    fn forget_if(&self, _set: &str, _key: &str, _value: &[u8]) -> Result<(), EngineError> {
+        Ok(())
+    }
+
     /// Figures for metrics.
     fn report(&self) -> EngineReport {
         EngineReport::default()

@@ -80,6 +80,10 @@ pub enum StartError {
     Files(#[from] options::FilesError),
     #[error(transparent)]
     Engine(#[from] crate::engine::redis::RedisStartError),
+    #[error(
+        "cannot read the chat sanctions kept in the engine (a node must not start without the bans): {0}"
+    )]
+    ChatState(crate::engine::EngineError),
     #[error("--workers must be between 1 and {MAX_WORKERS}, not {0}")]
     Workers(usize),
     #[error(
@@ -317,11 +321,14 @@ impl ServerHandle {
         });
         let _ = outlet.0.set(Arc::downgrade(&shared));
         if shared.engine.clustered() {
+            let n = shared
+                .restore_chat(crate::session::Now::system().unix_ms)
+                .map_err(StartError::ChatState)?;
+            tracing::info!("chat: {n} live sanctions kept in the engine restored");
             let weak = Arc::downgrade(&shared);
             shared.session_env.chat.replicate_to(Box::new(
                 move |change: &crate::chat::replica::ChatChange| {
-                    weak.upgrade()
-                        .is_none_or(|s| s.tell_nodes(&crate::cluster::Notice::Chat(change.clone())))
+                    weak.upgrade().is_none_or(|s| s.share_chat_change(change))
                 },
             ));
         }

@@ -13,7 +13,9 @@ use tracing::warn;
 
 use super::ServerShared;
 use crate::api::SessionCommand;
+use crate::chat::replica::{ChatChange, SANCTIONS_SET, kept_sanction};
 use crate::cluster::{self, Nodes, Notice};
+use crate::engine::EngineError;
 
 /// This node among others: its uid, who else is there, and counters for `/metrics`.
 pub struct Cluster {
@@ -106,6 +108,35 @@ impl ServerShared {
                 false
             }
         }
+    }
+
+    /// A chat change this node made: a mute or ban kept in the engine (an unmute or unban
+    /// forgotten there) for nodes that start later, and the change told to the other nodes;
+    /// false when either failed (logged).
+    pub fn share_chat_change(&self, change: &ChatChange) -> bool {
+        let kept = kept_sanction(change).is_none_or(|(key, value)| {
+            self.engine
+                .keep(SANCTIONS_SET, &key, value.as_deref())
+                .inspect_err(
+                    |e| warn!(%key, "chat sanction not kept for nodes that start later: {e}"),
+                )
+                .is_ok()
+        });
+        self.tell_nodes(&Notice::Chat(change.clone())) && kept
+    }
+
+    /// At start: installs the live sanctions kept in the engine, forgets the ended ones there.
+    /// Returns how many were installed.
+    pub fn restore_chat(&self, now_ms: u64) -> Result<usize, EngineError> {
+        let kept = self.engine.kept(SANCTIONS_SET)?;
+        let values: std::collections::HashMap<String, Vec<u8>> = kept.iter().cloned().collect();
+        let (installed, stale) = self.session_env.chat.lock().restore_sanctions(kept, now_ms);
+        for key in stale {
+            if let Some(v) = values.get(&key) {
+                self.engine.forget_if(SANCTIONS_SET, &key, v)?;
+            }
+        }
+        Ok(installed)
     }
 
     /// A message from the control channel: applies another node's notice.

@@ -66,6 +66,8 @@ pub enum RedisStartError {
         "engine.redis.address {0:?}: expected redis://host:port (passwords, TLS and sockets are not supported yet)"
     )]
     Address(String),
+    #[error("Redis at {0} did not confirm this node's subscription to the nodes' control channel")]
+    Control(String),
     #[error("cannot reach Redis at {address}: {source}")]
     Connect {
         address: String,
@@ -165,6 +167,10 @@ impl RedisEngine {
             format!("{}.control", opts.prefix),
             outlet,
         );
+        if !subscriber.control_confirmed() {
+            subscriber.stop();
+            return Err(RedisStartError::Control(opts.address.clone()));
+        }
         let local_presence: Arc<Mutex<LocalPresence>> = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let errors = Arc::new(AtomicU64::new(0));
@@ -464,6 +470,35 @@ impl Broker for RedisEngine {
         let name = format!("{}.control", self.opts.prefix);
         self.call("PUBLISH control", |c| {
             redis::cmd("PUBLISH").arg(&name).arg(msg).query::<()>(c)
+        })
+    }
+
+    fn keep(&self, set: &str, key: &str, value: Option<&[u8]>) -> Result<(), EngineError> {
+        let name = self.key("kept", set);
+        self.call("keep", |c| match value {
+            Some(v) => redis::cmd("HSET").arg(&name).arg(key).arg(v).query::<()>(c),
+            None => redis::cmd("HDEL").arg(&name).arg(key).query::<()>(c),
+        })
+    }
+
+    fn kept(&self, set: &str) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+        let name = self.key("kept", set);
+        self.call("kept", |c| {
+            redis::cmd("HGETALL")
+                .arg(&name)
+                .query::<Vec<(String, Vec<u8>)>>(c)
+        })
+    }
+
+    fn forget_if(&self, set: &str, key: &str, value: &[u8]) -> Result<(), EngineError> {
+        let name = self.key("kept", set);
+        self.call("forget", |c| {
+            self.scripts
+                .forget_if
+                .key(&name)
+                .arg(key)
+                .arg(value)
+                .invoke::<()>(c)
         })
     }
 

@@ -126,21 +126,33 @@ impl Subscriber {
         if c.workers == 1 && st.writer.is_some() {
             send(&mut st, b"SUBSCRIBE", name.clone());
         }
+        if self.confirmed(st, &name) {
+            return Ok(());
+        }
+        self.unsubscribe(channel);
+        Err(EngineError::Unavailable(format!(
+            "Redis at {} did not confirm the subscription to {channel:?} within {CONFIRM_TIMEOUT:?}",
+            self.target
+        )))
+    }
+
+    /// Waits up to [`CONFIRM_TIMEOUT`] for the node's subscription to the control channel:
+    /// from then on, no other node's notice is missed. False if Redis did not confirm.
+    pub fn control_confirmed(&self) -> bool {
+        self.confirmed(lock(&self.state), &self.control_name)
+    }
+
+    /// Waits up to [`CONFIRM_TIMEOUT`] until Redis confirmed every command sent for the Redis
+    /// channel `name` on a live connection.
+    fn confirmed(&self, mut st: MutexGuard<'_, State>, name: &str) -> bool {
         let deadline = Instant::now() + CONFIRM_TIMEOUT;
         loop {
-            let confirmed =
-                st.writer.is_some() && st.channels.get(&name).is_some_and(|c| c.pending == 0);
-            if confirmed {
-                return Ok(());
+            if st.writer.is_some() && st.channels.get(name).is_some_and(|c| c.pending == 0) {
+                return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                drop(st);
-                self.unsubscribe(channel);
-                return Err(EngineError::Unavailable(format!(
-                    "Redis at {} did not confirm the subscription to {channel:?} within {CONFIRM_TIMEOUT:?}",
-                    self.target
-                )));
+                return false;
             }
             st = self
                 .changed

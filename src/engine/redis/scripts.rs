@@ -86,7 +86,17 @@ if #expired > 0 then redis.call('zremrangebyscore', KEYS[2], 0, ARGV[1]) end
 return redis.call('hvals', KEYS[1])
 "#;
 
+/// KEYS: a kept set (hash). ARGV: key, value. Forgets the key only while it holds that value
+/// (another node may have just replaced it).
+const FORGET_IF: &str = r#"
+if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('hdel', KEYS[1], ARGV[1])
+end
+return 0
+"#;
+
 pub struct Scripts {
+    pub forget_if: redis::Script,
     pub publish: redis::Script,
     pub history: redis::Script,
     pub presence_add: redis::Script,
@@ -96,6 +106,7 @@ pub struct Scripts {
 impl Scripts {
     pub fn new() -> Self {
         Self {
+            forget_if: redis::Script::new(FORGET_IF),
             publish: redis::Script::new(PUBLISH),
             history: redis::Script::new(HISTORY),
             presence_add: redis::Script::new(PRESENCE_ADD),
