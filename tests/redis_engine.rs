@@ -266,6 +266,56 @@ fn a_node_without_redis_does_not_start() {
     );
 }
 
+/// A Redis that wants a password: nodes given it in the address share channels (the pooled
+/// connections and the PUB/SUB one both log in); a node with a wrong one does not start and
+/// says why, without printing the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_protected_redis() {
+    let Some(redis) = Redis::with_password("s3cret-pw") else {
+        return;
+    };
+    let (a, b) = (node(&redis, "t5"), node(&redis, "t5"));
+    let mut x = Client::connect(&a, SECRET, "xavier").await;
+    x.call(json!({"subscribe": {"channel": "chat:pw"}})).await;
+    let mut y = Client::connect(&b, SECRET, "yvonne").await;
+    let r = y
+        .call(json!({"publish": {"channel": "chat:pw", "data": {"n": 1}}}))
+        .await;
+    assert!(r.get("publish").is_some(), "{r}");
+    assert_eq!(x.publications("chat:pw", 1).await, [(1, 1)]);
+
+    let dir = std::env::temp_dir().join(format!("ringcast-badpw-{}", std::process::id()));
+    let out = common::process::ringcast()
+        .args(["--engine", "redis", "--redis-address"])
+        .arg(format!("redis://:wrong-pw@127.0.0.1:{}", redis.port))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "off",
+            "--cert-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "it must not start");
+    let out =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("cannot reach Redis at redis://:***@127.0.0.1:"),
+        "{out}"
+    );
+    assert!(
+        out.to_lowercase().contains("authentication failed"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("wrong-pw"),
+        "the password is not printed: {out}"
+    );
+}
+
 /// The real SDK judges: centrifuge-python subscribed on node a gets, in order, what the server
 /// API of node b publishes (curl, as a backend would).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,7 +83,7 @@ pub struct EngineSection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSection {
-    /// `redis://host:port` (Redis 6.2 or newer; no password or TLS yet).
+    /// `redis://[[user]:password@]host[:port][/db]` (Redis 6.2 or newer; no TLS yet).
     pub address: String,
     /// Prefix of every key and PUB/SUB channel.
     pub prefix: String,

@@ -88,7 +88,7 @@ pub struct AppFlags {
     /// presence through one Redis; see --redis-address).
     #[arg(long, env = "RINGCAST_ENGINE")]
     pub engine: Option<String>,
-    /// The Redis engine's server: redis://host:port.
+    /// The Redis engine's server: redis://[[user]:password@]host[:port][/db] (engine.redis.address).
     #[arg(long, env = "RINGCAST_REDIS_ADDRESS")]
     pub redis_address: Option<String>,
     /// Prefix of the Redis engine's keys and PUB/SUB channels (nodes that share channels use

@@ -146,13 +146,12 @@ impl AppConfig {
         match file.engine.kind.as_str() {
             "memory" => {}
             "redis" => {
-                if crate::engine::redis::target(&file.engine.redis.address).is_none() {
+                if let Err(e) =
+                    crate::engine::redis::address::RedisAddress::parse(&file.engine.redis.address)
+                {
                     return Err(ConfigError::Invalid {
                         key: "engine.redis.address",
-                        message: format!(
-                            "{:?}: expected redis://host:port (no password or TLS yet)",
-                            file.engine.redis.address
-                        ),
+                        message: e.to_string(),
                     });
                 }
                 if file.engine.redis.prefix.is_empty() {

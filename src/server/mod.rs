@@ -188,7 +188,7 @@ fn start_engine(
             timeout: cfg.redis.timeout.0,
         };
         let e = crate::engine::redis::RedisEngine::start(outlet, opts)?;
-        tracing::info!(address = %cfg.redis.address, prefix = %cfg.redis.prefix, "channel engine: Redis");
+        tracing::info!(address = %crate::engine::redis::address::redact(&cfg.redis.address), prefix = %cfg.redis.prefix, "channel engine: Redis");
         return Ok(Arc::new(e));
     }
     let limits = crate::engine::memory::Limits {

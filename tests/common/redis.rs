@@ -9,12 +9,23 @@ use std::time::{Duration, Instant};
 
 pub struct Redis {
     pub port: u16,
+    /// `--requirepass`, when set.
+    password: Option<String>,
     child: Option<Child>,
 }
 
 impl Redis {
     /// None (with a message) when redis-server is not installed and not required.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// A Redis that wants `password` (`--requirepass`).
+    pub fn with_password(password: &str) -> Option<Self> {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> Option<Self> {
         let found = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -36,7 +47,11 @@ impl Redis {
             .local_addr()
             .unwrap()
             .port();
-        let mut r = Self { port, child: None };
+        let mut r = Self {
+            port,
+            password,
+            child: None,
+        };
         r.run();
         Some(r)
     }
@@ -53,6 +68,11 @@ impl Redis {
                 "--protected-mode",
                 "yes",
             ])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|p| ["--requirepass".to_owned(), p.clone()]),
+            )
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server starts");
@@ -72,8 +92,13 @@ impl Redis {
         }
     }
 
+    /// `redis://[:password@]127.0.0.1:port`.
     pub fn address(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let login = self
+            .password
+            .as_ref()
+            .map_or(String::new(), |p| format!(":{p}@"));
+        format!("redis://{login}127.0.0.1:{}", self.port)
     }
 }
 

@@ -23,6 +23,7 @@
 //!
 //! Must not: know about WebSocket or workers (the outlet does the delivery).
 
+pub mod address;
 pub mod message;
 pub mod pubsub;
 pub mod resp;
@@ -62,10 +63,8 @@ pub struct RedisOptions {
 /// Why the Redis engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisStartError {
-    #[error(
-        "engine.redis.address {0:?}: expected redis://host:port (passwords, TLS and sockets are not supported yet)"
-    )]
-    Address(String),
+    #[error("engine.redis.address {0}")]
+    Address(#[from] address::AddressError),
     #[error("Redis at {0} did not confirm this node's subscription to the nodes' control channel")]
     Control(String),
     #[error("cannot reach Redis at {address}: {source}")]
@@ -92,6 +91,8 @@ type LocalPresence = HashMap<PresenceKey, String>;
 
 pub struct RedisEngine {
     client: redis::Client,
+    /// The address without its password, for logs.
+    shown: String,
     pool: Mutex<Vec<redis::Connection>>,
     opts: RedisOptions,
     scripts: scripts::Scripts,
@@ -101,23 +102,6 @@ pub struct RedisEngine {
     stop: Arc<std::sync::atomic::AtomicBool>,
     errors: Arc<AtomicU64>,
     presence_refused: AtomicU64,
-}
-
-/// `host:port` from `redis://host:port[/db]` or `host:port`.
-pub fn target(address: &str) -> Option<String> {
-    let rest = address.strip_prefix("redis://").unwrap_or(address);
-    let hostport = rest.split('/').next().unwrap_or_default();
-    if hostport.is_empty()
-        || hostport.contains('@')
-        || address.contains("://") && !address.starts_with("redis://")
-    {
-        return None;
-    }
-    Some(if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:6379")
-    })
 }
 
 /// A channel's presence hash and expiry set.
@@ -139,37 +123,30 @@ fn secs(d: Duration) -> u64 {
 impl RedisEngine {
     /// Connects (one call to check Redis answers) and starts the node's subscriber.
     pub fn start(outlet: Arc<dyn Outlet>, opts: RedisOptions) -> Result<Self, RedisStartError> {
-        let target =
-            target(&opts.address).ok_or_else(|| RedisStartError::Address(opts.address.clone()))?;
-        let client = redis::Client::open(format!("redis://{target}")).map_err(|source| {
-            RedisStartError::Connect {
-                address: opts.address.clone(),
-                source,
-            }
-        })?;
+        let address = address::RedisAddress::parse(&opts.address)?;
+        let shown = address.shown();
+        let unreachable = |source| RedisStartError::Connect {
+            address: shown.clone(),
+            source,
+        };
+        let client = redis::Client::open(address.url()).map_err(unreachable)?;
         let mut first = client
             .get_connection_with_timeout(opts.timeout)
-            .map_err(|source| RedisStartError::Connect {
-                address: opts.address.clone(),
-                source,
-            })?;
+            .map_err(unreachable)?;
         first
             .set_read_timeout(Some(opts.timeout))
             .and_then(|()| first.set_write_timeout(Some(opts.timeout)))
             .and_then(|()| redis::cmd("PING").query::<()>(&mut first))
-            .map_err(|source| RedisStartError::Connect {
-                address: opts.address.clone(),
-                source,
-            })?;
+            .map_err(unreachable)?;
         let subscriber = Subscriber::start(
-            target,
+            &address,
             format!("{}.client.", opts.prefix),
             format!("{}.control", opts.prefix),
             outlet,
         );
         if !subscriber.control_confirmed() {
             subscriber.stop();
-            return Err(RedisStartError::Control(opts.address.clone()));
+            return Err(RedisStartError::Control(shown));
         }
         let local_presence: Arc<Mutex<LocalPresence>> = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -189,6 +166,7 @@ impl RedisEngine {
         };
         Ok(Self {
             client,
+            shown,
             pool: Mutex::new(vec![first]),
             scripts: scripts::Scripts::new(),
             opts,
@@ -227,7 +205,7 @@ impl RedisEngine {
 
     fn failed(&self, what: &str, e: redis::RedisError) -> EngineError {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        warn!(redis = %self.opts.address, "Redis engine: {what} failed: {e}");
+        warn!(redis = %self.shown, "Redis engine: {what} failed: {e}");
         EngineError::Unavailable(format!("{what}: {e}"))
     }
 
@@ -600,30 +578,5 @@ impl PresenceManager for RedisEngine {
         let entries = self.presence(channel);
         let users: std::collections::HashSet<&str> = entries.iter().map(|e| &*e.user).collect();
         (entries.len(), users.len())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::target;
-
-    #[test]
-    fn addresses() {
-        assert_eq!(
-            target("redis://127.0.0.1:6379").as_deref(),
-            Some("127.0.0.1:6379")
-        );
-        assert_eq!(
-            target("redis://localhost/0").as_deref(),
-            Some("localhost:6379")
-        );
-        assert_eq!(target("10.0.0.1:7000").as_deref(), Some("10.0.0.1:7000"));
-        assert_eq!(
-            target("redis://user:pw@h:1"),
-            None,
-            "passwords are not supported yet"
-        );
-        assert_eq!(target("rediss://h:1"), None, "TLS is not supported yet");
-        assert_eq!(target("redis://"), None);
     }
 }

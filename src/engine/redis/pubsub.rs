@@ -56,7 +56,10 @@ struct State {
 pub struct Subscriber {
     state: Mutex<State>,
     changed: Condvar,
+    /// host:port.
     target: String,
+    /// `AUTH [user] password`, sent first on every connection.
+    auth: Option<Vec<Vec<u8>>>,
     /// Redis channel names are `<channel_prefix><channel>`.
     channel_prefix: String,
     /// The nodes' control channel, subscribed for the node's whole life.
@@ -72,10 +75,10 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl Subscriber {
-    /// Starts the reader thread; `target`: host:port of Redis. `control_name`: the Redis
-    /// channel whose messages go to [`Outlet::control`].
+    /// Starts the reader thread. `control_name`: the Redis channel whose messages go to
+    /// [`Outlet::control`].
     pub fn start(
-        target: String,
+        address: &super::address::RedisAddress,
         channel_prefix: String,
         control_name: String,
         outlet: Arc<dyn Outlet>,
@@ -92,7 +95,8 @@ impl Subscriber {
         let s = Arc::new(Self {
             state: Mutex::new(state),
             changed: Condvar::new(),
-            target,
+            target: address.host_port.clone(),
+            auth: address.auth(),
             channel_prefix,
             control_name,
             outlet,
@@ -213,6 +217,9 @@ impl Subscriber {
         let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         let _ = sock.set_nodelay(true);
+        if let Some(auth) = &self.auth {
+            self.log_in(&mut sock, auth)?;
+        }
         let writer = sock.try_clone().map_err(|e| e.to_string())?;
         {
             let mut st = lock(&self.state);
@@ -245,6 +252,36 @@ impl Subscriber {
             return Ok(());
         }
         r
+    }
+
+    /// Sends `AUTH` and reads its answer (within 5 s).
+    fn log_in(&self, sock: &mut TcpStream, auth: &[Vec<u8>]) -> Result<(), String> {
+        let args: Vec<&[u8]> = auth.iter().map(Vec::as_slice).collect();
+        let mut out = Vec::new();
+        resp::command(&mut out, &args);
+        sock.write_all(&out).map_err(|e| format!("write: {e}"))?;
+        let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 512];
+        let answer = loop {
+            let n = sock.read(&mut chunk).map_err(|e| format!("read: {e}"))?;
+            if n == 0 {
+                return Err("Redis closed the connection at AUTH".into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some((v, _)) = resp::parse(&buf).map_err(|e| e.to_string())? {
+                break v;
+            }
+        };
+        let _ = sock.set_read_timeout(None);
+        match answer {
+            Value::Simple(_) => Ok(()),
+            Value::Error(e) => Err(format!(
+                "Redis refused the login (engine.redis.address): {}",
+                String::from_utf8_lossy(&e)
+            )),
+            other => Err(format!("unexpected answer to AUTH: {other:?}")),
+        }
     }
 
     fn read_loop(&self, sock: &mut TcpStream) -> Result<(), String> {
