@@ -1,6 +1,7 @@
 # Shared by the benchmark scripts in results/ (sourced, not run): one fresh release server per
 # run, stopped by PID. Set SERVER_ARGS (array) and SERVER_LOG before start_server; the server API
 # is off unless API_LISTEN is set (an address); SERVER_BIN picks another server binary.
+# run_loadgen also needs SECRET (token secret) and OUT (results directory).
 server_pid=""
 stop_server() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; fi
@@ -16,4 +17,12 @@ wait_port() { # what (for the error): waits up to 5 s until 127.0.0.1:$PORT acce
     sleep 0.05
   done
   echo "$1 did not start" >&2; exit 1
+}
+run_loadgen() { # name, loadgen args...: a fresh server, one loadgen run into $OUT/name, stopped
+  local name=$1; shift
+  echo "=== $name: loadgen $*" >&2
+  start_server
+  target/release/loadgen "$@" --ca certs/dev-cert.pem --token-hmac-secret "$SECRET" \
+    --server-pid "$server_pid" --out "$OUT/$name" || echo "($name: loadgen exit $?)" >&2
+  stop_server
 }

@@ -31,25 +31,16 @@ SERVER_ARGS=(--rate-limit 0 --config "$CFG" --token-hmac-secret "$SECRET")
 SERVER_LOG=target/protocol-bench-server.log
 trap 'stop_server; rm -f "$CFG"' EXIT
 
-run() { # name, loadgen args...
-  local name=$1; shift
-  echo "=== $name: loadgen $*" >&2
-  start_server
-  target/release/loadgen "$@" --ca certs/dev-cert.pem --token-hmac-secret "$SECRET" \
-    --server-pid "$server_pid" --out "$OUT/$name" || echo "($name: loadgen exit $?)" >&2
-  stop_server
-}
-
 mkdir -p certs
 for r in $(seq 1 "$ROUNDS"); do
   for p in raw centrifuge; do
-    run "broadcast-1k-$p-r$r" broadcast --protocol "$p" --url "$URL/b1k" --clients 1000 \
+    run_loadgen "broadcast-1k-$p-r$r" broadcast --protocol "$p" --url "$URL/b1k" --clients 1000 \
       --senders 10 --rate 100 --size 100 --warmup 3s --duration 15s
   done
 done
 for r in $(seq 1 "$ROUNDS"); do
   for p in raw centrifuge; do
-    run "idle-$p-r$r" idle --protocol "$p" --url "$URL/idle" --clients "$IDLE" --hold 10s
+    run_loadgen "idle-$p-r$r" idle --protocol "$p" --url "$URL/idle" --clients "$IDLE" --hold 10s
   done
 done
 runs=()

@@ -31,22 +31,13 @@ redis_pid=$!
 SERVER_LOG=target/redis-bench-server.log
 trap 'stop_server; kill "$redis_pid" 2>/dev/null; rm -f "$CFG"' EXIT
 
-run() { # name, loadgen args...
-  local name=$1; shift
-  echo "=== $name: loadgen $*" >&2
-  start_server
-  target/release/loadgen "$@" --ca certs/dev-cert.pem --token-hmac-secret "$SECRET" \
-    --server-pid "$server_pid" --out "$OUT/$name" || echo "($name: loadgen exit $?)" >&2
-  stop_server
-}
-
 mkdir -p certs
 runs=()
 for r in $(seq 1 "$ROUNDS"); do
   for e in memory redis; do
     SERVER_ARGS=(--rate-limit 0 --config "$CFG" --token-hmac-secret "$SECRET" --engine "$e"
       --redis-address "redis://127.0.0.1:$REDIS_PORT")
-    run "broadcast-1k-$e-r$r" broadcast --protocol centrifuge --url "$URL/b1k" --clients 1000 \
+    run_loadgen "broadcast-1k-$e-r$r" broadcast --protocol centrifuge --url "$URL/b1k" --clients 1000 \
       --senders 10 --rate 100 --size 100 --warmup 3s --duration 15s
     runs+=("$OUT/broadcast-1k-$e-r$r")
   done

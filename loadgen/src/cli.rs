@@ -41,6 +41,11 @@ pub struct Conn {
     /// Server URL; the path names the room (ws:// or wss://).
     #[arg(long, default_value = "wss://127.0.0.1:8443/bench")]
     pub url: String,
+    /// More servers (other nodes sharing a Redis engine), same path as --url: client i
+    /// connects to the (i mod n)-th of --url and these, so senders and receivers spread over
+    /// the nodes. Repeat the flag per node.
+    #[arg(long = "also-url")]
+    pub also_urls: Vec<String>,
     /// `raw`: the URL's path is a raw room; `centrifuge`: the Centrifugo client protocol, clients
     /// connect to /connection/websocket, subscribe to the channel named by the URL's path and
     /// publish through the protocol (server: raise --command-rate-limit for fast senders).
@@ -87,9 +92,10 @@ pub struct Conn {
     /// Write summary.json, latency.hgrm and latency.hdr here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Server process to sample (CPU seconds, RSS) during the run.
+    /// Server process to sample (CPU seconds, RSS) during the run; repeat it for several
+    /// nodes: their figures are summed.
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -115,13 +115,27 @@ impl ServerCertVerifier for AnyCert {
     }
 }
 
-fn target(conn: &Conn) -> Result<(Target, String), Box<dyn std::error::Error>> {
-    let (tls, rest) = if let Some(r) = conn.url.strip_prefix("wss://") {
+/// Every server of the run (--url, then each --also-url) and the path they share.
+fn targets(conn: &Conn) -> Result<(Vec<Target>, String), Box<dyn std::error::Error>> {
+    let (first, path) = target(conn, &conn.url)?;
+    let mut all = vec![first];
+    for url in &conn.also_urls {
+        let (t, p) = target(conn, url)?;
+        if p != path {
+            return Err(format!("--also-url {url}: its path must be --url's ({path})").into());
+        }
+        all.push(t);
+    }
+    Ok((all, path))
+}
+
+fn target(conn: &Conn, url: &str) -> Result<(Target, String), Box<dyn std::error::Error>> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("wss://") {
         (true, r)
-    } else if let Some(r) = conn.url.strip_prefix("ws://") {
+    } else if let Some(r) = url.strip_prefix("ws://") {
         (false, r)
     } else {
-        return Err(format!("--url {:?} must start with ws:// or wss://", conn.url).into());
+        return Err(format!("{url:?} must start with ws:// or wss://").into());
     };
     let (authority, path) = rest
         .split_once('/')
@@ -231,7 +245,7 @@ fn load(
             conn.clients
         );
     }
-    let (target, path) = target(conn)?;
+    let (targets, path) = targets(conn)?;
     let workers = conn
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -249,7 +263,7 @@ fn load(
         mode,
         protocol: conn.protocol,
         token_secret: conn.token_hmac_secret.clone(),
-        target,
+        targets,
         path,
         clients: conn.clients,
         senders: senders.min(conn.clients),
@@ -273,8 +287,8 @@ fn load(
         send_queue_cap: 4 << 20,
         fault_skip_every: t.fault_skip_every,
     };
-    let server_pid = conn.server_pid.map(|p| p.to_string());
-    let server_sample = || server_pid.as_deref().and_then(sys::sample);
+    let server_pids: Vec<String> = conn.server_pid.iter().map(|p| p.to_string()).collect();
+    let server_sample = || sys::sample_sum(&server_pids);
     let server_before_connect = server_sample();
     let me_before_connect = sys::sample("self").unwrap_or_default();
 
@@ -386,13 +400,13 @@ fn load(
         mode: format!("{mode:?}").to_lowercase(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         params: serde_json::json!({
-            "url": conn.url, "protocol": plan.protocol, "publish_via": if publish_api.is_some() { "api" } else { "websocket" }, "clients": plan.clients, "senders": plan.senders, "rooms": plan.rooms,
+            "url": conn.url, "also_urls": conn.also_urls, "protocol": plan.protocol, "publish_via": if publish_api.is_some() { "api" } else { "websocket" }, "clients": plan.clients, "senders": plan.senders, "rooms": plan.rooms,
             "rate": plan.rate, "rate_unit": if mode == Mode::Echo { "msg/s per client" } else { "msg/s total" },
             "size": plan.size, "warmup_s": sys::secs(plan.warmup), "duration_s": sys::secs(plan.duration),
             "drain_s": sys::secs(plan.drain), "timeline_step_s": plan.timeline_step_ns as f64 / 1e9, "hold_s": sys::secs(hold), "workers": workers,
             "connect_rate": plan.connect_rate, "connect_concurrency": plan.connect_concurrency,
             "recv_buffers": plan.recv_buffers, "recv_buffer_len": plan.recv_buffer_len,
-            "source_ips": plan.source_ips.len(), "tls": plan.target.tls.is_some(),
+            "source_ips": plan.source_ips.len(), "tls": plan.targets[0].tls.is_some(), "servers": plan.targets.len(),
         }),
         versions: BTreeMap::from([
             ("loadgen".to_string(), env!("CARGO_PKG_VERSION").to_string()),

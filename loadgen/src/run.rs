@@ -57,7 +57,8 @@ pub struct Plan {
     pub protocol: Protocol,
     /// Centrifuge protocol: secret to mint connection tokens (none: anonymous).
     pub token_secret: Option<String>,
-    pub target: Target,
+    /// The servers; client i connects to `targets[i % len]`.
+    pub targets: Vec<Target>,
     pub path: String,
     pub clients: usize,
     pub senders: usize,
@@ -512,7 +513,7 @@ async fn connect_all(
             let bearer = token.as_deref().filter(|_| plan.protocol == Protocol::Raw);
             let t0 = Instant::now();
             let outcome = Client::connect(
-                &plan.target,
+                &plan.targets[id % plan.targets.len()],
                 source,
                 &plan.connect_path(id),
                 (id as u64) << 16 | index as u64,

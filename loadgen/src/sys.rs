@@ -40,6 +40,19 @@ pub fn sample(pid: &str) -> Option<ProcSample> {
     })
 }
 
+/// The sum of `pids`' samples; None without pids or when one of them is gone.
+pub fn sample_sum(pids: &[String]) -> Option<ProcSample> {
+    pids.iter().try_fold(None, |sum: Option<ProcSample>, pid| {
+        let s = sample(pid)?;
+        Some(Some(sum.map_or(s, |t| ProcSample {
+            cpu_s: t.cpu_s + s.cpu_s,
+            user_s: t.user_s + s.user_s,
+            rss_kib: t.rss_kib + s.rss_kib,
+            hwm_kib: t.hwm_kib + s.hwm_kib,
+        })))
+    })?
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Machine {
     pub cores: usize,
@@ -79,5 +92,15 @@ mod tests {
         let s = sample("self").unwrap();
         assert!(s.rss_kib > 0 && s.hwm_kib >= s.rss_kib);
         assert!(sample("999999999").is_none());
+    }
+
+    #[test]
+    fn several_processes_are_summed() {
+        let me = || "self".to_owned();
+        let one = sample_sum(&[me()]).unwrap();
+        let two = sample_sum(&[me(), me()]).unwrap();
+        assert!(two.rss_kib >= one.rss_kib * 2 - 1024, "{one:?} {two:?}");
+        assert!(sample_sum(&[]).is_none());
+        assert!(sample_sum(&[me(), "999999999".into()]).is_none());
     }
 }

@@ -50,18 +50,6 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 impl RedisAddress {
     pub fn parse(s: &str) -> Result<Self, AddressError> {
         let form = || AddressError::Form(redact(s));
@@ -117,19 +105,6 @@ impl RedisAddress {
         format!("redis://{login}{}/{}", self.host_port, self.db)
     }
 
-    /// The URL the `redis` crate connects with (password included).
-    pub fn url(&self) -> String {
-        let login = match (&self.username, &self.password) {
-            (u, Some(p)) => format!(
-                "{}:{}@",
-                u.as_deref().map(percent_encode).unwrap_or_default(),
-                percent_encode(p)
-            ),
-            _ => String::new(),
-        };
-        format!("redis://{login}{}/{}", self.host_port, self.db)
-    }
-
     /// `AUTH [user] password`, when there is a password.
     pub fn auth(&self) -> Option<Vec<Vec<u8>>> {
         let p = self.password.as_ref()?;
@@ -165,13 +140,12 @@ mod tests {
         let a = RedisAddress::parse("redis://ringcast:pw@h:1/3").unwrap();
         assert_eq!(a.username.as_deref(), Some("ringcast"));
         assert_eq!(a.shown(), "redis://ringcast:***@h:1/3");
-        assert_eq!(a.url(), "redis://ringcast:pw@h:1/3");
         assert_eq!(
             a.auth().unwrap(),
             [b"AUTH".to_vec(), b"ringcast".to_vec(), b"pw".to_vec()]
         );
         let odd = RedisAddress::parse("redis://:p%2Fw%20x@h:1").unwrap();
-        assert_eq!(odd.url(), "redis://:p%2Fw%20x@h:1/0");
+        assert_eq!(odd.password.as_deref(), Some("p/w x"));
         assert_eq!(odd.shown(), "redis://:***@h:1/0");
     }
 

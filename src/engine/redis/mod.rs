@@ -24,6 +24,7 @@
 //! Must not: know about WebSocket or workers (the outlet does the delivery).
 
 pub mod address;
+pub mod conn;
 pub mod message;
 pub mod pubsub;
 pub mod resp;
@@ -43,7 +44,9 @@ use super::{
     PresenceManager, Stored, StreamPosition,
 };
 use crate::client_protocol::reply::{ClientInfo, Publication, publication_push};
+use conn::{Conn, ConnError};
 use pubsub::Subscriber;
+use resp::Value;
 
 /// How the engine reaches Redis.
 #[derive(Debug, Clone)]
@@ -68,10 +71,7 @@ pub enum RedisStartError {
     #[error("Redis at {0} did not confirm this node's subscription to the nodes' control channel")]
     Control(String),
     #[error("cannot reach Redis at {address}: {source}")]
-    Connect {
-        address: String,
-        source: redis::RedisError,
-    },
+    Connect { address: String, source: ConnError },
 }
 
 /// A presence entry as stored in Redis.
@@ -90,10 +90,10 @@ type PresenceKey = (Arc<str>, Arc<str>);
 type LocalPresence = HashMap<PresenceKey, String>;
 
 pub struct RedisEngine {
-    client: redis::Client,
+    address: address::RedisAddress,
     /// The address without its password, for logs.
     shown: String,
-    pool: Mutex<Vec<redis::Connection>>,
+    pool: Mutex<Vec<Conn>>,
     opts: RedisOptions,
     scripts: scripts::Scripts,
     subscriber: Arc<Subscriber>,
@@ -129,15 +129,8 @@ impl RedisEngine {
             address: shown.clone(),
             source,
         };
-        let client = redis::Client::open(address.url()).map_err(unreachable)?;
-        let mut first = client
-            .get_connection_with_timeout(opts.timeout)
-            .map_err(unreachable)?;
-        first
-            .set_read_timeout(Some(opts.timeout))
-            .and_then(|()| first.set_write_timeout(Some(opts.timeout)))
-            .and_then(|()| redis::cmd("PING").query::<()>(&mut first))
-            .map_err(unreachable)?;
+        let mut first = Conn::connect(&address, opts.timeout).map_err(unreachable)?;
+        first.query(&[b"PING"]).map_err(unreachable)?;
         let subscriber = Subscriber::start(
             &address,
             format!("{}.client.", opts.prefix),
@@ -152,8 +145,8 @@ impl RedisEngine {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let errors = Arc::new(AtomicU64::new(0));
         let refresher = {
-            let (client, opts, presence, stop, errors) = (
-                client.clone(),
+            let (address, opts, presence, stop, errors) = (
+                address.clone(),
                 opts.clone(),
                 local_presence.clone(),
                 stop.clone(),
@@ -161,11 +154,11 @@ impl RedisEngine {
             );
             std::thread::Builder::new()
                 .name("ringcast-redis-presence".into())
-                .spawn(move || refresh_presence(client, opts, presence, stop, errors))
+                .spawn(move || refresh_presence(address, opts, presence, stop, errors))
                 .expect("spawning the presence refresher")
         };
         Ok(Self {
-            client,
+            address,
             shown,
             pool: Mutex::new(vec![first]),
             scripts: scripts::Scripts::new(),
@@ -179,31 +172,35 @@ impl RedisEngine {
         })
     }
 
-    /// Runs `f` on a pooled connection; a failure drops that connection and is counted.
+    /// Runs `f` on a pooled connection; a failure is counted and drops the connection unless
+    /// it was only an error reply.
     fn call<T>(
         &self,
         what: &str,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut Conn) -> Result<T, ConnError>,
     ) -> Result<T, EngineError> {
         let pooled = lock(&self.pool).pop();
         let mut con = match pooled {
             Some(c) => c,
-            None => self
-                .client
-                .get_connection_with_timeout(self.opts.timeout)
-                .and_then(|c| {
-                    c.set_read_timeout(Some(self.opts.timeout))?;
-                    c.set_write_timeout(Some(self.opts.timeout))?;
-                    Ok(c)
-                })
-                .map_err(|e| self.failed(what, e))?,
+            None => {
+                Conn::connect(&self.address, self.opts.timeout).map_err(|e| self.failed(what, e))?
+            }
         };
-        let r = f(&mut con).map_err(|e| self.failed(what, e))?;
-        lock(&self.pool).push(con);
-        Ok(r)
+        match f(&mut con) {
+            Ok(r) => {
+                lock(&self.pool).push(con);
+                Ok(r)
+            }
+            Err(e) => {
+                if e.connection_usable() {
+                    lock(&self.pool).push(con);
+                }
+                Err(self.failed(what, e))
+            }
+        }
     }
 
-    fn failed(&self, what: &str, e: redis::RedisError) -> EngineError {
+    fn failed(&self, what: &str, e: ConnError) -> EngineError {
         self.errors.fetch_add(1, Ordering::Relaxed);
         warn!(redis = %self.shown, "Redis engine: {what} failed: {e}");
         EngineError::Unavailable(format!("{what}: {e}"))
@@ -217,7 +214,7 @@ impl RedisEngine {
         let name = self.key("client", channel);
         let msg = message::event(push);
         self.call("PUBLISH", |c| {
-            redis::cmd("PUBLISH").arg(&name).arg(&msg).query::<()>(c)
+            c.query(&[b"PUBLISH", name.as_bytes(), &msg]).map(drop)
         })
     }
 }
@@ -235,14 +232,15 @@ impl Drop for RedisEngine {
 
 /// Re-adds this node's presence entries every third of the TTL until `stop`.
 fn refresh_presence(
-    client: redis::Client,
+    address: address::RedisAddress,
     opts: RedisOptions,
     presence: Arc<Mutex<LocalPresence>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     errors: Arc<AtomicU64>,
 ) {
     let every = (opts.presence_ttl / 3).max(Duration::from_millis(100));
-    let mut con: Option<redis::Connection> = None;
+    let ttl = secs(opts.presence_ttl).to_string();
+    let mut con: Option<Conn> = None;
     while !stop.load(Ordering::Acquire) {
         std::thread::park_timeout(every);
         if stop.load(Ordering::Acquire) {
@@ -255,9 +253,9 @@ fn refresh_presence(
         if entries.is_empty() {
             continue;
         }
-        let c = match con.take() {
+        let mut c = match con.take() {
             Some(c) => c,
-            None => match client.get_connection_with_timeout(opts.timeout) {
+            None => match Conn::connect(&address, opts.timeout) {
                 Ok(c) => c,
                 Err(e) => {
                     errors.fetch_add(1, Ordering::Relaxed);
@@ -266,57 +264,46 @@ fn refresh_presence(
                 }
             },
         };
-        let mut c = c;
-        let expire_at = unix_now() + secs(opts.presence_ttl);
-        let mut pipe = redis::pipe();
-        for ((channel, client_id), stored) in &entries {
-            let (data, expire) = presence_keys(&opts.prefix, channel);
-            pipe.cmd("HSET")
-                .arg(&data)
-                .arg(&**client_id)
-                .arg(stored)
-                .ignore();
-            pipe.cmd("ZADD")
-                .arg(&expire)
-                .arg(expire_at)
-                .arg(&**client_id)
-                .ignore();
-            pipe.cmd("EXPIRE")
-                .arg(&data)
-                .arg(secs(opts.presence_ttl))
-                .ignore();
-            pipe.cmd("EXPIRE")
-                .arg(&expire)
-                .arg(secs(opts.presence_ttl))
-                .ignore();
+        let expire_at = (unix_now() + secs(opts.presence_ttl)).to_string();
+        let keys: Vec<(String, String)> = entries
+            .iter()
+            .map(|((channel, _), _)| presence_keys(&opts.prefix, channel))
+            .collect();
+        let mut cmds: Vec<Vec<&[u8]>> = Vec::with_capacity(entries.len() * 4);
+        for (((_, client_id), stored), (data, expire)) in entries.iter().zip(&keys) {
+            let id = client_id.as_bytes();
+            cmds.push(vec![b"HSET", data.as_bytes(), id, stored.as_bytes()]);
+            cmds.push(vec![b"ZADD", expire.as_bytes(), expire_at.as_bytes(), id]);
+            cmds.push(vec![b"EXPIRE", data.as_bytes(), ttl.as_bytes()]);
+            cmds.push(vec![b"EXPIRE", expire.as_bytes(), ttl.as_bytes()]);
         }
-        if let Err(e) = pipe.query::<()>(&mut c) {
+        if let Err(e) = c.pipeline(&cmds) {
             errors.fetch_add(1, Ordering::Relaxed);
             warn!("Redis engine: presence refresh failed: {e}");
             continue;
         }
         // An entry removed while the refresh was on its way was just written back: remove it
         // again, or it would show for a whole TTL after its client left.
-        let gone: Vec<PresenceKey> = {
+        let gone: Vec<(PresenceKey, (String, String))> = {
             let now_held = lock(&presence);
             entries
                 .into_iter()
                 .map(|(k, _)| k)
-                .filter(|k| !now_held.contains_key(k))
+                .zip(keys)
+                .filter(|(k, _)| !now_held.contains_key(k))
                 .collect()
         };
         if gone.is_empty() {
             con = Some(c);
             continue;
         }
-        let mut pipe = redis::pipe();
-        for (channel, client_id) in &gone {
-            let (data, expire) = presence_keys(&opts.prefix, channel);
-            pipe.cmd("HDEL").arg(&data).arg(&**client_id).ignore();
-            pipe.cmd("ZREM").arg(&expire).arg(&**client_id).ignore();
+        let mut cmds: Vec<Vec<&[u8]>> = Vec::with_capacity(gone.len() * 2);
+        for ((_, client_id), (data, expire)) in &gone {
+            cmds.push(vec![b"HDEL", data.as_bytes(), client_id.as_bytes()]);
+            cmds.push(vec![b"ZREM", expire.as_bytes(), client_id.as_bytes()]);
         }
-        match pipe.query::<()>(&mut c) {
-            Ok(()) => con = Some(c),
+        match c.pipeline(&cmds) {
+            Ok(_) => con = Some(c),
             Err(e) => {
                 errors.fetch_add(1, Ordering::Relaxed);
                 warn!("Redis engine: presence refresh failed: {e}");
@@ -362,18 +349,25 @@ impl Broker for RedisEngine {
             self.key("stream.meta", channel),
             self.key("client", channel),
         );
-        let (offset, epoch): (u64, String) = self.call("publish", |c| {
-            self.scripts
-                .publish
-                .key(&stream)
-                .key(&meta)
-                .key(&pubsub)
-                .arg(&body)
-                .arg(opts.size)
-                .arg(secs(opts.ttl))
-                .arg(secs(meta_ttl))
-                .arg(&*new_epoch())
-                .invoke(c)
+        let (size, ttl, meta_ttl) = (
+            opts.size.to_string(),
+            secs(opts.ttl).to_string(),
+            secs(meta_ttl).to_string(),
+        );
+        let epoch = new_epoch();
+        let (offset, epoch) = self.call("publish", |c| {
+            let v = self.scripts.publish.run(
+                c,
+                &[stream.as_bytes(), meta.as_bytes(), pubsub.as_bytes()],
+                &[
+                    &body,
+                    size.as_bytes(),
+                    ttl.as_bytes(),
+                    meta_ttl.as_bytes(),
+                    epoch.as_bytes(),
+                ],
+            )?;
+            scripts::publish_result(v).ok_or(ConnError::Unexpected("the publish script"))
         })?;
         Ok(Some(StreamPosition {
             offset,
@@ -403,30 +397,32 @@ impl Broker for RedisEngine {
         );
         let since = query.since.map(|s| s.to_string()).unwrap_or_default();
         let limit = query.limit.min(opts.size);
-        let v: redis::Value = self.call("history", |c| {
-            self.scripts
-                .history
-                .key(&stream)
-                .key(&meta)
-                .arg(&since)
-                .arg(limit)
-                .arg(if query.reverse { 1 } else { 0 })
-                .arg(secs(meta_ttl))
-                .arg(&*new_epoch())
-                .invoke(c)
-        })?;
-        scripts::history_result(v, now).ok_or_else(|| {
-            self.failed(
-                "history",
-                redis::RedisError::from((redis::ErrorKind::Parse, "unexpected history reply")),
-            )
+        let (limit, reverse, meta_ttl) = (
+            limit.to_string(),
+            if query.reverse { "1" } else { "0" },
+            secs(meta_ttl).to_string(),
+        );
+        let epoch = new_epoch();
+        self.call("history", |c| {
+            let v = self.scripts.history.run(
+                c,
+                &[stream.as_bytes(), meta.as_bytes()],
+                &[
+                    since.as_bytes(),
+                    limit.as_bytes(),
+                    reverse.as_bytes(),
+                    meta_ttl.as_bytes(),
+                    epoch.as_bytes(),
+                ],
+            )?;
+            scripts::history_result(v, now).ok_or(ConnError::Unexpected("the history script"))
         })
     }
 
     fn remove_history(&self, channel: &str) {
         let stream = self.key("stream", channel);
         let _ = self.call("history removal", |c| {
-            redis::cmd("DEL").arg(&stream).query::<()>(c)
+            c.query(&[b"DEL", stream.as_bytes()]).map(drop)
         });
     }
 
@@ -447,24 +443,27 @@ impl Broker for RedisEngine {
     fn tell_nodes(&self, msg: &[u8]) -> Result<(), EngineError> {
         let name = format!("{}.control", self.opts.prefix);
         self.call("PUBLISH control", |c| {
-            redis::cmd("PUBLISH").arg(&name).arg(msg).query::<()>(c)
+            c.query(&[b"PUBLISH", name.as_bytes(), msg]).map(drop)
         })
     }
 
     fn keep(&self, set: &str, key: &str, value: Option<&[u8]>) -> Result<(), EngineError> {
         let name = self.key("kept", set);
         self.call("keep", |c| match value {
-            Some(v) => redis::cmd("HSET").arg(&name).arg(key).arg(v).query::<()>(c),
-            None => redis::cmd("HDEL").arg(&name).arg(key).query::<()>(c),
+            Some(v) => c
+                .query(&[b"HSET", name.as_bytes(), key.as_bytes(), v])
+                .map(drop),
+            None => c
+                .query(&[b"HDEL", name.as_bytes(), key.as_bytes()])
+                .map(drop),
         })
     }
 
     fn kept(&self, set: &str) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
         let name = self.key("kept", set);
         self.call("kept", |c| {
-            redis::cmd("HGETALL")
-                .arg(&name)
-                .query::<Vec<(String, Vec<u8>)>>(c)
+            let v = c.query(&[b"HGETALL", name.as_bytes()])?;
+            scripts::pairs(v).ok_or(ConnError::Unexpected("HGETALL"))
         })
     }
 
@@ -473,10 +472,8 @@ impl Broker for RedisEngine {
         self.call("forget", |c| {
             self.scripts
                 .forget_if
-                .key(&name)
-                .arg(key)
-                .arg(value)
-                .invoke::<()>(c)
+                .run(c, &[name.as_bytes()], &[key.as_bytes(), value])
+                .map(drop)
         })
     }
 
@@ -503,18 +500,30 @@ impl PresenceManager for RedisEngine {
         })
         .expect("serialising to a String cannot fail");
         let (data, expire) = presence_keys(&self.opts.prefix, channel);
-        let r: Result<i64, _> = self.call("presence add", |c| {
-            self.scripts
-                .presence_add
-                .key(&data)
-                .key(&expire)
-                .arg(&*entry.client)
-                .arg(&stored)
-                .arg(unix_now() + secs(self.opts.presence_ttl))
-                .arg(secs(self.opts.presence_ttl))
-                .arg(self.opts.max_presence_per_channel)
-                .arg(unix_now())
-                .invoke(c)
+        let ttl = secs(self.opts.presence_ttl);
+        let (expire_at, ttl, max, now) = (
+            (unix_now() + ttl).to_string(),
+            ttl.to_string(),
+            self.opts.max_presence_per_channel.to_string(),
+            unix_now().to_string(),
+        );
+        let r = self.call("presence add", |c| {
+            let v = self.scripts.presence_add.run(
+                c,
+                &[data.as_bytes(), expire.as_bytes()],
+                &[
+                    entry.client.as_bytes(),
+                    stored.as_bytes(),
+                    expire_at.as_bytes(),
+                    ttl.as_bytes(),
+                    max.as_bytes(),
+                    now.as_bytes(),
+                ],
+            )?;
+            match v {
+                Value::Int(n) => Ok(n),
+                _ => Err(ConnError::Unexpected("the presence script")),
+            }
         });
         match r {
             Ok(1) => {
@@ -538,28 +547,24 @@ impl PresenceManager for RedisEngine {
         lock(&self.local_presence).remove(&(Arc::from(channel), Arc::from(client)));
         let (data, expire) = presence_keys(&self.opts.prefix, channel);
         let _ = self.call("presence removal", |c| {
-            redis::pipe()
-                .cmd("HDEL")
-                .arg(&data)
-                .arg(client)
-                .ignore()
-                .cmd("ZREM")
-                .arg(&expire)
-                .arg(client)
-                .ignore()
-                .query::<()>(c)
+            c.pipeline(&[
+                vec![b"HDEL", data.as_bytes(), client.as_bytes()],
+                vec![b"ZREM", expire.as_bytes(), client.as_bytes()],
+            ])
+            .map(drop)
         });
     }
 
     fn presence(&self, channel: &str) -> Vec<PresenceEntry> {
         let (data, expire) = presence_keys(&self.opts.prefix, channel);
-        let r: Result<Vec<Vec<u8>>, _> = self.call("presence", |c| {
-            self.scripts
-                .presence_get
-                .key(&data)
-                .key(&expire)
-                .arg(unix_now())
-                .invoke(c)
+        let now = unix_now().to_string();
+        let r = self.call("presence", |c| {
+            let v = self.scripts.presence_get.run(
+                c,
+                &[data.as_bytes(), expire.as_bytes()],
+                &[now.as_bytes()],
+            )?;
+            scripts::bulks(v).ok_or(ConnError::Unexpected("the presence script"))
         });
         r.unwrap_or_default()
             .iter()

@@ -23,11 +23,15 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::address::RedisAddress;
+use super::conn::Conn;
 use super::resp::{self, Value};
 use crate::engine::{EngineError, Outlet};
 
 /// How long a first subscriber waits for Redis to confirm the node's subscription.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long connecting (and logging in) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Channels per SUBSCRIBE when subscribing everything again after a reconnect.
 const RESUBSCRIBE_BATCH: usize = 256;
 /// The reader's buffer: grows to hold one message, bounded by [`resp::MAX_BULK`].
@@ -56,10 +60,9 @@ struct State {
 pub struct Subscriber {
     state: Mutex<State>,
     changed: Condvar,
-    /// host:port.
+    address: RedisAddress,
+    /// The address as logs show it (no password).
     target: String,
-    /// `AUTH [user] password`, sent first on every connection.
-    auth: Option<Vec<Vec<u8>>>,
     /// Redis channel names are `<channel_prefix><channel>`.
     channel_prefix: String,
     /// The nodes' control channel, subscribed for the node's whole life.
@@ -78,7 +81,7 @@ impl Subscriber {
     /// Starts the reader thread. `control_name`: the Redis channel whose messages go to
     /// [`Outlet::control`].
     pub fn start(
-        address: &super::address::RedisAddress,
+        address: &RedisAddress,
         channel_prefix: String,
         control_name: String,
         outlet: Arc<dyn Outlet>,
@@ -95,8 +98,8 @@ impl Subscriber {
         let s = Arc::new(Self {
             state: Mutex::new(state),
             changed: Condvar::new(),
-            target: address.host_port.clone(),
-            auth: address.auth(),
+            address: address.clone(),
+            target: address.shown(),
             channel_prefix,
             control_name,
             outlet,
@@ -210,16 +213,9 @@ impl Subscriber {
     /// One connection's life: connect, subscribe what has subscribers, read until it breaks.
     /// `Ok` only when stopped.
     fn session(&self) -> Result<(), String> {
-        let addr = std::net::ToSocketAddrs::to_socket_addrs(&self.target)
-            .map_err(|e| format!("cannot resolve {}: {e}", self.target))?
-            .next()
-            .ok_or_else(|| format!("{} resolves to no address", self.target))?;
-        let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        let _ = sock.set_nodelay(true);
-        if let Some(auth) = &self.auth {
-            self.log_in(&mut sock, auth)?;
-        }
+        let mut sock = Conn::connect(&self.address, CONNECT_TIMEOUT)
+            .map_err(|e| e.to_string())?
+            .into_stream();
         let writer = sock.try_clone().map_err(|e| e.to_string())?;
         {
             let mut st = lock(&self.state);
@@ -254,41 +250,14 @@ impl Subscriber {
         r
     }
 
-    /// Sends `AUTH` and reads its answer (within 5 s).
-    fn log_in(&self, sock: &mut TcpStream, auth: &[Vec<u8>]) -> Result<(), String> {
-        let args: Vec<&[u8]> = auth.iter().map(Vec::as_slice).collect();
-        let mut out = Vec::new();
-        resp::command(&mut out, &args);
-        sock.write_all(&out).map_err(|e| format!("write: {e}"))?;
-        let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 512];
-        let answer = loop {
-            let n = sock.read(&mut chunk).map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("Redis closed the connection at AUTH".into());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some((v, _)) = resp::parse(&buf).map_err(|e| e.to_string())? {
-                break v;
-            }
-        };
-        let _ = sock.set_read_timeout(None);
-        match answer {
-            Value::Simple(_) => Ok(()),
-            Value::Error(e) => Err(format!(
-                "Redis refused the login (engine.redis.address): {}",
-                String::from_utf8_lossy(&e)
-            )),
-            other => Err(format!("unexpected answer to AUTH: {other:?}")),
-        }
-    }
-
     fn read_loop(&self, sock: &mut TcpStream) -> Result<(), String> {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut chunk = vec![0u8; READ_CHUNK];
         loop {
-            let n = sock.read(&mut chunk).map_err(|e| format!("read: {e}"))?;
+            let n = match sock.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => r.map_err(|e| format!("read: {e}"))?,
+            };
             if n == 0 {
                 return Err("Redis closed the connection".into());
             }

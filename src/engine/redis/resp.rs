@@ -1,7 +1,6 @@
-//! The Redis wire format (RESP2), parsed in place: what the node's subscriber connection reads
-//! (subscribe confirmations and published messages). Commands go through the `redis` crate;
-//! this parser exists because that connection is read by one thread while others write
-//! SUBSCRIBE commands to it, which the crate's connection types do not allow.
+//! The Redis wire format (RESP2), parsed in place, and commands encoded: what every connection
+//! of the engine reads and writes ([`super::conn`] for commands, [`super::pubsub`] for the
+//! node's subscriber connection).
 //!
 //! Must not: do I/O.
 

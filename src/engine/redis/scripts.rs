@@ -8,6 +8,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::super::{Stored, StreamPosition};
+use super::conn::Script;
+use super::resp::Value;
 
 /// KEYS: stream, meta, pubsub channel. ARGV: publication object without offset (ends with
 /// `}`), history size, history TTL (s), meta TTL (s), an epoch to use if the channel has none.
@@ -96,44 +98,83 @@ return 0
 "#;
 
 pub struct Scripts {
-    pub forget_if: redis::Script,
-    pub publish: redis::Script,
-    pub history: redis::Script,
-    pub presence_add: redis::Script,
-    pub presence_get: redis::Script,
+    pub forget_if: Script,
+    pub publish: Script,
+    pub history: Script,
+    pub presence_add: Script,
+    pub presence_get: Script,
 }
 
 impl Scripts {
     pub fn new() -> Self {
         Self {
-            forget_if: redis::Script::new(FORGET_IF),
-            publish: redis::Script::new(PUBLISH),
-            history: redis::Script::new(HISTORY),
-            presence_add: redis::Script::new(PRESENCE_ADD),
-            presence_get: redis::Script::new(PRESENCE_GET),
+            forget_if: Script::new(FORGET_IF),
+            publish: Script::new(PUBLISH),
+            history: Script::new(HISTORY),
+            presence_add: Script::new(PRESENCE_ADD),
+            presence_get: Script::new(PRESENCE_GET),
         }
     }
 }
 
+fn bulk(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Bulk(Some(b)) => Some(b),
+        _ => None,
+    }
+}
+
+/// The publish script's reply: (offset, epoch).
+pub fn publish_result(v: Value) -> Option<(u64, String)> {
+    let Value::Array(Some(items)) = v else {
+        return None;
+    };
+    let mut it = items.into_iter();
+    let offset = match it.next()? {
+        Value::Int(n) if n > 0 => n as u64,
+        _ => return None,
+    };
+    let epoch = String::from_utf8(bulk(it.next()?)?).ok()?;
+    Some((offset, epoch))
+}
+
+/// An array of bulk strings (`HVALS`).
+pub fn bulks(v: Value) -> Option<Vec<Vec<u8>>> {
+    match v {
+        Value::Array(Some(items)) => items.into_iter().map(bulk).collect(),
+        Value::Array(None) => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+/// A hash as field, value pairs (`HGETALL`).
+pub fn pairs(v: Value) -> Option<Vec<(String, Vec<u8>)>> {
+    let flat = bulks(v)?;
+    if flat.len() % 2 != 0 {
+        return None;
+    }
+    let mut it = flat.into_iter();
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((String::from_utf8(k).ok()?, v));
+    }
+    Some(out)
+}
+
 /// Reads the history script's reply; `None` if it is not what the script returns.
-pub fn history_result(v: redis::Value, now: Instant) -> Option<(Vec<Stored>, StreamPosition)> {
-    let redis::Value::Array(items) = v else {
+pub fn history_result(v: Value, now: Instant) -> Option<(Vec<Stored>, StreamPosition)> {
+    let Value::Array(Some(items)) = v else {
         return None;
     };
     let mut it = items.into_iter();
     let top = match it.next()? {
-        redis::Value::Int(n) if n >= 0 => n as u64,
+        Value::Int(n) if n >= 0 => n as u64,
         _ => return None,
     };
-    let epoch = match it.next()? {
-        redis::Value::BulkString(b) => String::from_utf8(b).ok()?,
-        _ => return None,
-    };
+    let epoch = String::from_utf8(bulk(it.next()?)?).ok()?;
     let mut stored = Vec::new();
     while let Some(offset) = it.next() {
-        let (redis::Value::Int(offset), Some(redis::Value::BulkString(publication))) =
-            (offset, it.next())
-        else {
+        let (Value::Int(offset), Some(publication)) = (offset, it.next().and_then(bulk)) else {
             return None;
         };
         stored.push(Stored {
@@ -154,32 +195,49 @@ pub fn history_result(v: redis::Value, now: Instant) -> Option<(Vec<Stored>, Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redis::Value;
+
+    fn b(s: &[u8]) -> Value {
+        Value::Bulk(Some(s.to_vec()))
+    }
 
     #[test]
     fn history_replies() {
         let now = Instant::now();
-        let v = Value::Array(vec![
+        let v = Value::Array(Some(vec![
             Value::Int(9),
-            Value::BulkString(b"abcdefgh".to_vec()),
+            b(b"abcdefgh"),
             Value::Int(8),
-            Value::BulkString(b"{\"data\":1,\"offset\":8}".to_vec()),
+            b(b"{\"data\":1,\"offset\":8}"),
             Value::Int(9),
-            Value::BulkString(b"{\"data\":2,\"offset\":9}".to_vec()),
-        ]);
+            b(b"{\"data\":2,\"offset\":9}"),
+        ]));
         let (items, pos) = history_result(v, now).unwrap();
         assert_eq!((pos.offset, &*pos.epoch), (9, "abcdefgh"));
         assert_eq!(items.iter().map(|s| s.offset).collect::<Vec<_>>(), [8, 9]);
         assert_eq!(&items[1].publication[..], b"{\"data\":2,\"offset\":9}");
-        assert!(history_result(Value::Nil, now).is_none());
-        let odd = Value::Array(vec![
-            Value::Int(1),
-            Value::BulkString(b"e".to_vec()),
-            Value::Int(1),
-        ]);
+        assert!(history_result(Value::Bulk(None), now).is_none());
+        let odd = Value::Array(Some(vec![Value::Int(1), b(b"e"), Value::Int(1)]));
         assert!(
             history_result(odd, now).is_none(),
             "an offset without its publication"
         );
+    }
+
+    #[test]
+    fn publish_presence_and_hash_replies() {
+        let v = Value::Array(Some(vec![Value::Int(3), b(b"epochxyz")]));
+        assert_eq!(publish_result(v), Some((3, "epochxyz".into())));
+        assert_eq!(publish_result(Value::Int(3)), None);
+        let v = Value::Array(Some(vec![b(b"k1"), b(b"v1"), b(b"k2"), b(b"v2")]));
+        assert_eq!(
+            pairs(v),
+            Some(vec![
+                ("k1".into(), b"v1".to_vec()),
+                ("k2".into(), b"v2".to_vec())
+            ])
+        );
+        assert_eq!(pairs(Value::Array(Some(vec![b(b"k1")]))), None);
+        assert_eq!(bulks(Value::Array(None)), Some(vec![]));
+        assert_eq!(bulks(Value::Array(Some(vec![Value::Int(1)]))), None);
     }
 }
