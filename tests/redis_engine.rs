@@ -307,7 +307,7 @@ async fn a_password_protected_redis() {
         "{out}"
     );
     assert!(
-        out.to_lowercase().contains("authentication failed"),
+        out.contains("Redis refused the login") && out.contains("WRONGPASS"),
         "{out}"
     );
     assert!(
