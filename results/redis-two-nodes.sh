@@ -3,8 +3,8 @@
 # run: alternating rounds of a 1,000-client client-protocol broadcast at 100 msg/s (10 senders,
 # 100-byte payloads, a channel with history). With two nodes loadgen spreads clients and senders
 # over both (client i on node i mod 2: `--also-url`), so every publication reaches half of its
-# subscribers through the other node; server CPU and memory are summed over both nodes
-# (`--server-pid` twice). Starts a throw-away redis-server (Debian redis-server) on a free port.
+# subscribers through the other node; server CPU and memory are summed over both nodes and
+# redis-server (`--server-pid` three times): what the scale-out costs in all. Starts a throw-away redis-server (Debian redis-server) on a free port.
 #
 #   results/redis-two-nodes.sh [ROUNDS]     (default 2; from the repo root)
 set -euo pipefail
@@ -59,7 +59,7 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "=== $name: loadgen ${LOAD[*]} (two nodes)" >&2
   target/release/loadgen "${LOAD[@]}" --url "wss://127.0.0.1:$PORT/b1k" \
     --also-url "wss://127.0.0.1:$PORT2/b1k" --ca certs/dev-cert.pem --token-hmac-secret "$SECRET" \
-    --server-pid "$server_pid" --server-pid "$node2_pid" --out "$OUT/$name" ||
+    --server-pid "$server_pid" --server-pid "$node2_pid" --server-pid "$redis_pid" --out "$OUT/$name" ||
     echo "($name: loadgen exit $?)" >&2
   stop_node2
   stop_server
