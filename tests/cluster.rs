@@ -41,19 +41,7 @@ namespaces = ["room"]
 "#;
 
 fn node(redis: &Redis) -> TestServer {
-    let cfg = common::temp_file("cluster.toml", CONFIG);
-    common::start(&[
-        "--config",
-        &cfg,
-        "--token-hmac-secret",
-        SECRET,
-        "--engine",
-        "redis",
-        "--redis-address",
-        &redis.address(),
-        "--redis-prefix",
-        "cluster",
-    ])
+    redis.node(CONFIG, SECRET, "cluster")
 }
 
 /// `POST /api/<method>` on `node` with curl; the answer's JSON.

@@ -41,20 +41,31 @@ fn node(redis: &Redis, prefix: &str) -> TestServer {
 
 /// A node whose configuration file adds `extra` (TOML) to [`CONFIG`].
 fn node_with(redis: &Redis, prefix: &str, extra: &str) -> TestServer {
-    let cfg = common::temp_file("redis-engine.toml", &format!("{CONFIG}\n{extra}"));
-    let address = redis.address();
-    common::start(&[
-        "--config",
-        &cfg,
-        "--token-hmac-secret",
-        SECRET,
-        "--engine",
-        "redis",
-        "--redis-address",
-        &address,
-        "--redis-prefix",
-        prefix,
-    ])
+    redis.node(&format!("{CONFIG}\n{extra}"), SECRET, prefix)
+}
+
+/// Runs `ringcast --engine redis --redis-address ADDRESS`, which must not start; its output.
+fn refused_start(address: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "ringcast-refused-{}-{}",
+        std::process::id(),
+        address.len()
+    ));
+    let out = common::process::ringcast()
+        .args(["--engine", "redis", "--redis-address", address])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "off",
+            "--cert-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "it must not start");
+    String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
 }
 
 fn clients_in(presence: &Value) -> Vec<String> {
@@ -242,24 +253,7 @@ fn a_node_without_redis_does_not_start() {
         .local_addr()
         .unwrap()
         .port();
-    let dir = std::env::temp_dir().join(format!("ringcast-noredis-{}", std::process::id()));
-    let out = common::process::ringcast()
-        .args(["--engine", "redis", "--redis-address"])
-        .arg(format!("redis://127.0.0.1:{port}"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--api-listen",
-            "off",
-            "--cert-dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(!out.status.success(), "it must not start");
-    let out =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let out = refused_start(&format!("redis://127.0.0.1:{port}"));
     assert!(
         out.contains("cannot reach Redis at redis://127.0.0.1:"),
         "{out}"
@@ -284,24 +278,7 @@ async fn a_password_protected_redis() {
     assert!(r.get("publish").is_some(), "{r}");
     assert_eq!(x.publications("chat:pw", 1).await, [(1, 1)]);
 
-    let dir = std::env::temp_dir().join(format!("ringcast-badpw-{}", std::process::id()));
-    let out = common::process::ringcast()
-        .args(["--engine", "redis", "--redis-address"])
-        .arg(format!("redis://:wrong-pw@127.0.0.1:{}", redis.port))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--api-listen",
-            "off",
-            "--cert-dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(!out.status.success(), "it must not start");
-    let out =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let out = refused_start(&format!("redis://:wrong-pw@127.0.0.1:{}", redis.port));
     assert!(
         out.contains("cannot reach Redis at redis://:***@127.0.0.1:"),
         "{out}"

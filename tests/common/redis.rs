@@ -102,6 +102,26 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// A ringcast node on this Redis: `config` (TOML), HS256 tokens signed with `secret`, keys
+    /// and channels under `prefix`.
+    pub fn node(&self, config: &str, secret: &str, prefix: &str) -> super::TestServer {
+        let cfg = super::temp_file("redis-node.toml", config);
+        super::start(&[
+            "--config",
+            &cfg,
+            "--token-hmac-secret",
+            secret,
+            "--engine",
+            "redis",
+            "--redis-address",
+            &self.address(),
+            "--redis-prefix",
+            prefix,
+        ])
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
