@@ -26,3 +26,11 @@ run_loadgen() { # name, loadgen args...: a fresh server, one loadgen run into $O
     --server-pid "$server_pid" --out "$OUT/$name" || echo "($name: loadgen exit $?)" >&2
   stop_server
 }
+bench_config() { # extra TOML for [channel.without_namespace]: writes the client-protocol bench
+  # configuration (no command rate limit; channels without namespace open to clients) to a
+  # temporary file and prints its path
+  local f
+  f="$(mktemp --suffix .toml)"
+  printf '[client]\ncommand_rate_limit = 0\n[channel.without_namespace]\nallow_subscribe_for_client = true\nallow_publish_for_client = true\n%s\n' "${1:-}" >"$f"
+  echo "$f"
+}

@@ -16,17 +16,10 @@ URL="wss://127.0.0.1:$PORT"
 SECRET="protocol-bench-secret-protocol-bench-secret"
 OUT=results/protocol-vs-raw
 mkdir -p "$OUT"
-CFG="$(mktemp --suffix .toml)"
-cat >"$CFG" <<'TOML'
-[client]
-command_rate_limit = 0
-[channel.without_namespace]
-allow_subscribe_for_client = true
-allow_publish_for_client = true
-TOML
-
 # shellcheck source=results/lib.sh
 source results/lib.sh
+CFG="$(bench_config)"
+
 SERVER_ARGS=(--rate-limit 0 --config "$CFG" --token-hmac-secret "$SECRET")
 SERVER_LOG=target/protocol-bench-server.log
 trap 'stop_server; rm -f "$CFG"' EXIT

@@ -15,17 +15,10 @@ URL="wss://127.0.0.1:$PORT"
 SECRET="redis-bench-secret-redis-bench-secret-1"
 OUT=results/redis-engine
 mkdir -p "$OUT"
-CFG="$(mktemp --suffix .toml)"
-cat >"$CFG" <<'TOML'
-[client]
-command_rate_limit = 0
-[channel.without_namespace]
-allow_subscribe_for_client = true
-allow_publish_for_client = true
-TOML
-
 # shellcheck source=results/lib.sh
 source results/lib.sh
+CFG="$(bench_config)"
+
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no >/dev/null &
 redis_pid=$!
 SERVER_LOG=target/redis-bench-server.log

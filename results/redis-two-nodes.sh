@@ -17,19 +17,10 @@ REDIS_PORT="${REDIS_PORT:-16380}"
 SECRET="redis-bench-secret-redis-bench-secret-1"
 OUT=results/redis-two-nodes
 mkdir -p "$OUT"
-CFG="$(mktemp --suffix .toml)"
-cat >"$CFG" <<'TOML'
-[client]
-command_rate_limit = 0
-[channel.without_namespace]
-allow_subscribe_for_client = true
-allow_publish_for_client = true
-history_size = 100
-history_ttl = "60s"
-TOML
-
 # shellcheck source=results/lib.sh
 source results/lib.sh
+CFG="$(bench_config $'history_size = 100\nhistory_ttl = "60s"')"
+
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no >/dev/null &
 redis_pid=$!
 SERVER_LOG=target/redis-two-nodes-server.log
