@@ -116,6 +116,7 @@ fn main() {
             presence_ttl: Duration::from_secs(60),
             max_presence_per_channel: 1000,
             timeout: Duration::from_secs(2),
+            tls_ca_file: None,
         },
     )
     .expect("the Redis engine starts");

@@ -46,6 +46,11 @@ fn node_with(redis: &Redis, prefix: &str, extra: &str) -> TestServer {
 
 /// Runs `ringcast --engine redis --redis-address ADDRESS`, which must not start; its output.
 fn refused_start(address: &str) -> String {
+    refused_start_with(address, &[])
+}
+
+/// [`refused_start`] with more flags.
+fn refused_start_with(address: &str, more: &[&str]) -> String {
     let dir = std::env::temp_dir().join(format!(
         "ringcast-refused-{}-{}",
         std::process::id(),
@@ -53,6 +58,7 @@ fn refused_start(address: &str) -> String {
     ));
     let out = common::process::ringcast()
         .args(["--engine", "redis", "--redis-address", address])
+        .args(more)
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -290,6 +296,54 @@ async fn a_password_protected_redis() {
     assert!(
         !out.contains("wrong-pw"),
         "the password is not printed: {out}"
+    );
+}
+
+/// A Redis that speaks TLS only (`rediss://`, its CA given with --redis-tls-ca): two nodes
+/// share a publication, history and presence through it; a node that does not trust the
+/// certificate does not start and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_over_tls() {
+    let Some(redis) = Redis::with_tls() else {
+        return;
+    };
+    let (a, b) = (node(&redis, "t6"), node(&redis, "t6"));
+    let mut x = Client::connect(&a, SECRET, "xavier").await;
+    x.call(json!({"subscribe": {"channel": "chat:tls"}})).await;
+    let mut y = Client::connect(&b, SECRET, "yvonne").await;
+    for n in 1..=3 {
+        let r = y
+            .call(json!({"publish": {"channel": "chat:tls", "data": {"n": n}}}))
+            .await;
+        assert!(r.get("publish").is_some(), "{r}");
+    }
+    assert_eq!(
+        x.publications("chat:tls", 3).await,
+        [(1, 1), (2, 2), (3, 3)]
+    );
+    let h = y
+        .call(json!({"history": {"channel": "chat:tls", "limit": -1}}))
+        .await;
+    assert_eq!(
+        h["history"]["publications"].as_array().map(Vec::len),
+        Some(3),
+        "{h}"
+    );
+    let p = y.call(json!({"presence": {"channel": "chat:tls"}})).await;
+    assert_eq!(clients_in(&p), ["xavier"]);
+
+    // Trusting another CA: the handshake fails, the node does not start.
+    let other = common::temp_file(
+        "other-ca.pem",
+        &rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .cert
+            .pem(),
+    );
+    let out = refused_start_with(&redis.address(), &["--redis-tls-ca", &other]);
+    assert!(
+        out.contains("cannot reach Redis at rediss://127.0.0.1:") && out.contains("TLS"),
+        "{out}"
     );
 }
 

@@ -83,8 +83,11 @@ pub struct EngineSection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSection {
-    /// `redis://[[user]:password@]host[:port][/db]` (Redis 6.2 or newer; no TLS yet).
+    /// `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS (Redis 6.2 or
+    /// newer; the password is shown as `***` in logs and errors).
     pub address: String,
+    /// (ringcast) with `rediss://`: PEM file of the CA(s) that signed Redis' certificate.
+    pub tls_ca_file: String,
     /// Prefix of every key and PUB/SUB channel.
     pub prefix: String,
     /// How long a presence entry outlives its node's last refresh (the node refreshes every
@@ -98,6 +101,7 @@ impl Default for RedisSection {
     fn default() -> Self {
         Self {
             address: "redis://127.0.0.1:6379".into(),
+            tls_ca_file: String::new(),
             prefix: "ringcast".into(),
             presence_ttl: secs(60),
             timeout: secs(2),

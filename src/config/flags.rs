@@ -88,9 +88,12 @@ pub struct AppFlags {
     /// presence through one Redis; see --redis-address).
     #[arg(long, env = "RINGCAST_ENGINE")]
     pub engine: Option<String>,
-    /// The Redis engine's server: redis://[[user]:password@]host[:port][/db] (engine.redis.address).
+    /// The Redis engine's server: redis://[[user]:password@]host[:port][/db], rediss:// for TLS (engine.redis.address).
     #[arg(long, env = "RINGCAST_REDIS_ADDRESS")]
     pub redis_address: Option<String>,
+    /// With rediss://: PEM file of the CA(s) that signed Redis' certificate (engine.redis.tls_ca_file).
+    #[arg(long, env = "RINGCAST_REDIS_TLS_CA")]
+    pub redis_tls_ca: Option<String>,
     /// Prefix of the Redis engine's keys and PUB/SUB channels (nodes that share channels use
     /// the same).
     #[arg(long, env = "RINGCAST_REDIS_PREFIX")]

@@ -146,12 +146,28 @@ impl AppConfig {
         match file.engine.kind.as_str() {
             "memory" => {}
             "redis" => {
-                if let Err(e) =
-                    crate::engine::redis::address::RedisAddress::parse(&file.engine.redis.address)
-                {
+                let tls = match crate::engine::redis::address::RedisAddress::parse(
+                    &file.engine.redis.address,
+                ) {
+                    Ok(a) => a.tls,
+                    Err(e) => {
+                        return Err(ConfigError::Invalid {
+                            key: "engine.redis.address",
+                            message: e.to_string(),
+                        });
+                    }
+                };
+                let ca = &file.engine.redis.tls_ca_file;
+                if tls == ca.is_empty() {
                     return Err(ConfigError::Invalid {
-                        key: "engine.redis.address",
-                        message: e.to_string(),
+                        key: "engine.redis.tls_ca_file",
+                        message: if tls {
+                            "a rediss:// address needs the PEM file of the CA that signed Redis' \
+                             certificate (--redis-tls-ca)"
+                                .into()
+                        } else {
+                            format!("{ca:?} is for rediss:// (TLS) addresses only")
+                        },
                     });
                 }
                 if file.engine.redis.prefix.is_empty() {
@@ -350,6 +366,9 @@ fn apply_flags(f: &mut FileConfig, flags: &AppFlags) {
     if let Some(s) = &flags.redis_prefix {
         f.engine.redis.prefix = s.clone();
     }
+    if let Some(s) = &flags.redis_tls_ca {
+        f.engine.redis.tls_ca_file = s.clone();
+    }
     if let Some(n) = flags.max_command_size {
         f.websocket.message_size_limit = n;
     }
@@ -385,4 +404,40 @@ fn verifier(f: &FileConfig) -> Result<TokenVerifier, ConfigError> {
     }
     let opt = |s: &String| (!s.is_empty()).then(|| s.clone());
     Ok(TokenVerifier::new(keys, opt(&t.audience), opt(&t.issuer)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis_flags(address: &str, ca: Option<&str>) -> AppFlags {
+        AppFlags {
+            raw_rooms: "on".into(),
+            engine: Some("redis".into()),
+            redis_address: Some(address.into()),
+            redis_tls_ca: ca.map(Into::into),
+            ..AppFlags::default()
+        }
+    }
+
+    fn refused_key(flags: &AppFlags) -> (&'static str, String) {
+        match AppConfig::build(flags) {
+            Err(ConfigError::Invalid { key, message }) => (key, message),
+            other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn redis_addresses_and_their_tls_ca_are_checked_together() {
+        assert!(AppConfig::build(&redis_flags("redis://127.0.0.1:6379", None)).is_ok());
+        assert!(AppConfig::build(&redis_flags("rediss://r.example:6380", Some("ca.pem"))).is_ok());
+        let (key, message) = refused_key(&redis_flags("rediss://r.example:6380", None));
+        assert_eq!(key, "engine.redis.tls_ca_file");
+        assert!(message.contains("--redis-tls-ca"), "{message}");
+        let (key, _) = refused_key(&redis_flags("redis://127.0.0.1:6379", Some("ca.pem")));
+        assert_eq!(key, "engine.redis.tls_ca_file");
+        let (key, message) = refused_key(&redis_flags("redis://:hunter2@", None));
+        assert_eq!(key, "engine.redis.address");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
 }

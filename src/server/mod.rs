@@ -186,6 +186,8 @@ fn start_engine(
             presence_ttl: cfg.redis.presence_ttl.0,
             max_presence_per_channel: cfg.max_presence,
             timeout: cfg.redis.timeout.0,
+            tls_ca_file: (!cfg.redis.tls_ca_file.is_empty())
+                .then(|| cfg.redis.tls_ca_file.clone().into()),
         };
         let e = crate::engine::redis::RedisEngine::start(outlet, opts)?;
         tracing::info!(address = %crate::engine::redis::address::redact(&cfg.redis.address), prefix = %cfg.redis.prefix, "channel engine: Redis");

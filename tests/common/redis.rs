@@ -11,21 +11,29 @@ pub struct Redis {
     pub port: u16,
     /// `--requirepass`, when set.
     password: Option<String>,
+    /// TLS only: the directory with its certificate (`cert.pem`, also the CA) and key.
+    tls: Option<std::path::PathBuf>,
     child: Option<Child>,
 }
 
 impl Redis {
     /// None (with a message) when redis-server is not installed and not required.
     pub fn start() -> Option<Self> {
-        Self::start_with(None)
+        Self::start_with(None, false)
     }
 
     /// A Redis that wants `password` (`--requirepass`).
     pub fn with_password(password: &str) -> Option<Self> {
-        Self::start_with(Some(password.to_owned()))
+        Self::start_with(Some(password.to_owned()), false)
     }
 
-    fn start_with(password: Option<String>) -> Option<Self> {
+    /// A Redis that speaks TLS only, with a self-signed certificate for 127.0.0.1
+    /// ([`Redis::ca`] trusts it).
+    pub fn with_tls() -> Option<Self> {
+        Self::start_with(None, true)
+    }
+
+    fn start_with(password: Option<String>, tls: bool) -> Option<Self> {
         let found = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -47,9 +55,19 @@ impl Redis {
             .local_addr()
             .unwrap()
             .port();
+        let tls = tls.then(|| {
+            let dir = std::env::temp_dir()
+                .join(format!("ringcast-redis-tls-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+            std::fs::write(dir.join("cert.pem"), c.cert.pem()).unwrap();
+            std::fs::write(dir.join("key.pem"), c.signing_key.serialize_pem()).unwrap();
+            dir
+        });
         let mut r = Self {
             port,
             password,
+            tls,
             child: None,
         };
         r.run();
@@ -58,8 +76,33 @@ impl Redis {
 
     /// Starts the server (again) on the same port and waits until it answers.
     pub fn run(&mut self) {
+        let port = self.port.to_string();
+        let listen: Vec<String> = match &self.tls {
+            None => vec!["--port".into(), port],
+            Some(dir) => {
+                let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+                let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+                [
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-cert-file",
+                    cert,
+                    "--tls-key-file",
+                    key,
+                    "--tls-ca-cert-file",
+                    cert,
+                    "--tls-auth-clients",
+                    "no",
+                ]
+                .map(String::from)
+                .to_vec()
+            }
+        };
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(&listen)
             .args([
                 "--save",
                 "",
@@ -98,7 +141,19 @@ impl Redis {
             .password
             .as_ref()
             .map_or(String::new(), |p| format!(":{p}@"));
-        format!("redis://{login}127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://{login}127.0.0.1:{}", self.port)
+    }
+
+    /// With TLS: the PEM file that trusts this Redis' certificate.
+    pub fn ca(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|d| d.join("cert.pem").to_str().unwrap().to_owned())
     }
 }
 
@@ -107,7 +162,8 @@ impl Redis {
     /// and channels under `prefix`.
     pub fn node(&self, config: &str, secret: &str, prefix: &str) -> super::TestServer {
         let cfg = super::temp_file("redis-node.toml", config);
-        super::start(&[
+        let address = self.address();
+        let mut args = vec![
             "--config",
             &cfg,
             "--token-hmac-secret",
@@ -115,10 +171,15 @@ impl Redis {
             "--engine",
             "redis",
             "--redis-address",
-            &self.address(),
+            &address,
             "--redis-prefix",
             prefix,
-        ])
+        ];
+        let ca = self.ca();
+        if let Some(ca) = &ca {
+            args.extend(["--redis-tls-ca", ca]);
+        }
+        super::start(&args)
     }
 }
 

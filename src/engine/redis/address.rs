@@ -1,14 +1,14 @@
 //! `engine.redis.address`: where Redis is and how to log in, parsed once; shown everywhere
 //! (logs, errors, metrics) without the password. Sans-io.
 //!
-//! Form: `redis://[[user]:password@]host[:port][/db]` (or `host[:port]`); user and password
-//! percent-encoded as in any URL. Not supported yet: `rediss://` (TLS), unix sockets.
+//! Form: `redis://[[user]:password@]host[:port][/db]` (or `host[:port]`), `rediss://…` for
+//! TLS; user and password percent-encoded as in any URL. Not supported: unix sockets.
 
 /// Why an address was refused (the message never repeats the password).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
     #[error(
-        "{0}: expected redis://[[user]:password@]host[:port][/db] (TLS and unix sockets are not supported yet)"
+        "{0}: expected redis://[[user]:password@]host[:port][/db] or rediss://… (unix sockets are not supported)"
     )]
     Form(String),
     #[error("{0}: the database after the last / must be a number")]
@@ -19,6 +19,8 @@ pub enum AddressError {
 pub struct RedisAddress {
     /// `host:port` (port 6379 when not given).
     pub host_port: String,
+    /// `rediss://`: TLS.
+    pub tls: bool,
     pub username: Option<String>,
     pub password: Option<String>,
     pub db: u32,
@@ -53,10 +55,11 @@ fn percent_decode(s: &str) -> Option<String> {
 impl RedisAddress {
     pub fn parse(s: &str) -> Result<Self, AddressError> {
         let form = || AddressError::Form(redact(s));
-        let rest = match s.split_once("://") {
-            Some(("redis", rest)) => rest,
+        let (tls, rest) = match s.split_once("://") {
+            Some(("redis", rest)) => (false, rest),
+            Some(("rediss", rest)) => (true, rest),
             Some(_) => return Err(form()),
-            None => s,
+            None => (false, s),
         };
         let (userinfo, hostpart) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
@@ -89,6 +92,7 @@ impl RedisAddress {
             } else {
                 format!("{hostport}:6379")
             },
+            tls,
             username,
             password,
             db,
@@ -102,7 +106,17 @@ impl RedisAddress {
             (None, Some(_)) => ":***@".to_owned(),
             _ => String::new(),
         };
-        format!("redis://{login}{}/{}", self.host_port, self.db)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://{login}{}/{}", self.host_port, self.db)
+    }
+
+    /// The host name (or address) the certificate must be for.
+    pub fn host(&self) -> &str {
+        let host = self
+            .host_port
+            .rsplit_once(':')
+            .map_or(self.host_port.as_str(), |(h, _)| h);
+        host.trim_start_matches('[').trim_end_matches(']')
     }
 
     /// `AUTH [user] password`, when there is a password.
@@ -151,8 +165,12 @@ mod tests {
 
     #[test]
     fn refusals_never_show_the_password() {
+        let t = RedisAddress::parse("rediss://:pw@redis.example:6380").unwrap();
+        assert!(t.tls);
+        assert_eq!(t.host(), "redis.example");
+        assert_eq!(t.shown(), "rediss://:***@redis.example:6380/0");
         for bad in [
-            "rediss://:topsecret@h:1",
+            "http://:topsecret@h:1",
             "redis://",
             "redis://:topsecret@",
             "redis://:topsecret@h:0",

@@ -13,7 +13,10 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::address::RedisAddress;
 use super::resp::{self, RespError, Value};
@@ -47,11 +50,61 @@ impl ConnError {
     }
 }
 
-/// A connection: the socket, what was read and not yet parsed, the time a call may take.
+/// The wire: plain TCP, or TLS (`rediss://`) over it.
+pub enum Wire {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Wire {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Wire::Plain(s) => s,
+            Wire::Tls(t) => t.get_ref(),
+        }
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read(buf),
+            Wire::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.write(buf),
+            Wire::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.flush(),
+            Wire::Tls(t) => t.flush(),
+        }
+    }
+}
+
+/// A connection: the wire, what was read and not yet parsed, the time a call may take.
 pub struct Conn {
-    sock: TcpStream,
+    sock: Wire,
     buf: Vec<u8>,
     timeout: Duration,
+}
+
+/// Flushes, resuming after EINTR.
+pub fn flush(w: &mut impl Write) -> std::io::Result<()> {
+    loop {
+        match w.flush() {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
 }
 
 fn io(e: std::io::Error, timeout: Duration) -> ConnError {
@@ -62,9 +115,13 @@ fn io(e: std::io::Error, timeout: Duration) -> ConnError {
 }
 
 impl Conn {
-    /// Connects within `timeout`, logs in with the address' password (and user), selects its
-    /// database.
-    pub fn connect(addr: &RedisAddress, timeout: Duration) -> Result<Self, ConnError> {
+    /// Connects within `timeout` (TLS with `tls` for a `rediss://` address), logs in with the
+    /// address' password (and user), selects its database.
+    pub fn connect(
+        addr: &RedisAddress,
+        tls: Option<&Arc<ClientConfig>>,
+        timeout: Duration,
+    ) -> Result<Self, ConnError> {
         let target = &addr.host_port;
         let sock_addr = target
             .to_socket_addrs()
@@ -77,6 +134,35 @@ impl Conn {
         sock.set_read_timeout(Some(timeout))
             .and_then(|()| sock.set_write_timeout(Some(timeout)))
             .map_err(ConnError::Io)?;
+        let sock = match (addr.tls, tls) {
+            (false, _) => Wire::Plain(sock),
+            (true, None) => {
+                return Err(ConnError::Connect(
+                    target.clone(),
+                    "rediss:// without a TLS configuration".into(),
+                ));
+            }
+            (true, Some(cfg)) => {
+                let name = rustls::pki_types::ServerName::try_from(addr.host().to_owned())
+                    .map_err(|e| ConnError::Connect(target.clone(), e.to_string()))?;
+                let tls = ClientConnection::new(cfg.clone(), name)
+                    .map_err(|e| ConnError::Connect(target.clone(), e.to_string()))?;
+                let mut stream = StreamOwned::new(tls, sock);
+                while stream.conn.is_handshaking() {
+                    match stream.conn.complete_io(&mut stream.sock) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            return Err(ConnError::Connect(
+                                target.clone(),
+                                format!("TLS handshake: {e}"),
+                            ));
+                        }
+                    }
+                }
+                Wire::Tls(Box::new(stream))
+            }
+        };
         let mut c = Self {
             sock,
             buf: Vec::new(),
@@ -95,9 +181,9 @@ impl Conn {
         Ok(c)
     }
 
-    /// The socket (logged in), without timeouts, for a connection that only reads pushes.
-    pub fn into_stream(self) -> TcpStream {
-        let _ = self.sock.set_read_timeout(None);
+    /// The wire (logged in), without a read timeout, for a connection that reads pushes.
+    pub fn into_wire(self) -> Wire {
+        let _ = self.sock.tcp().set_read_timeout(None);
         self.sock
     }
 
@@ -132,8 +218,11 @@ impl Conn {
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
-        // `write_all` resumes after EINTR by itself.
-        self.sock.write_all(bytes).map_err(|e| io(e, self.timeout))
+        // `write_all` resumes after EINTR by itself; `flush` sends what TLS still holds.
+        self.sock
+            .write_all(bytes)
+            .and_then(|()| flush(&mut self.sock))
+            .map_err(|e| io(e, self.timeout))
     }
 
     fn read_value(&mut self, deadline: Instant) -> Result<Value, ConnError> {

@@ -15,6 +15,11 @@
 //!   refreshes the entries of its own clients every third of the presence TTL, so the entries
 //!   of a node that died expire; expired ones are dropped when read.
 //!
+//! - **Connections**: [`address`] parses `redis://` / `rediss://` (TLS) with a password;
+//!   [`conn`] is the command connection (ringcast's own RESP client: login, deadline, an
+//!   interrupted read resumed); `link` splits the subscriber connection between its reader
+//!   thread and the workers that write SUBSCRIBE; [`resp`] is the wire format.
+//!
 //! Calls are synchronous on the calling thread (a worker, or the control thread for the
 //! server API): each costs that thread one round trip to Redis. Connections come from a pool
 //! holding at most one per thread that calls at once. A failed call is an
@@ -25,6 +30,7 @@
 
 pub mod address;
 pub mod conn;
+mod link;
 pub mod message;
 pub mod pubsub;
 pub mod resp;
@@ -61,6 +67,8 @@ pub struct RedisOptions {
     pub max_presence_per_channel: usize,
     /// How long one call may take before it fails.
     pub timeout: Duration,
+    /// With `rediss://`: the PEM file of the CA(s) that signed Redis' certificate.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Why the Redis engine could not start.
@@ -68,6 +76,8 @@ pub struct RedisOptions {
 pub enum RedisStartError {
     #[error("engine.redis.address {0}")]
     Address(#[from] address::AddressError),
+    #[error("engine.redis.tls_ca_file: {0}")]
+    Tls(String),
     #[error("Redis at {0} did not confirm this node's subscription to the nodes' control channel")]
     Control(String),
     #[error("cannot reach Redis at {address}: {source}")]
@@ -91,6 +101,7 @@ type LocalPresence = HashMap<PresenceKey, String>;
 
 pub struct RedisEngine {
     address: address::RedisAddress,
+    tls: Option<Arc<rustls::ClientConfig>>,
     /// The address without its password, for logs.
     shown: String,
     pool: Mutex<Vec<Conn>>,
@@ -129,10 +140,18 @@ impl RedisEngine {
             address: shown.clone(),
             source,
         };
-        let mut first = Conn::connect(&address, opts.timeout).map_err(unreachable)?;
+        let tls = match (&opts.tls_ca_file, address.tls) {
+            (Some(ca), true) => Some(Arc::new(
+                crate::tls::client_config_trusting(ca)
+                    .map_err(|e| RedisStartError::Tls(e.to_string()))?,
+            )),
+            _ => None,
+        };
+        let mut first = Conn::connect(&address, tls.as_ref(), opts.timeout).map_err(unreachable)?;
         first.query(&[b"PING"]).map_err(unreachable)?;
         let subscriber = Subscriber::start(
             &address,
+            tls.clone(),
             format!("{}.client.", opts.prefix),
             format!("{}.control", opts.prefix),
             outlet,
@@ -145,8 +164,9 @@ impl RedisEngine {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let errors = Arc::new(AtomicU64::new(0));
         let refresher = {
-            let (address, opts, presence, stop, errors) = (
+            let (address, tls, opts, presence, stop, errors) = (
                 address.clone(),
+                tls.clone(),
                 opts.clone(),
                 local_presence.clone(),
                 stop.clone(),
@@ -154,11 +174,12 @@ impl RedisEngine {
             );
             std::thread::Builder::new()
                 .name("ringcast-redis-presence".into())
-                .spawn(move || refresh_presence(address, opts, presence, stop, errors))
+                .spawn(move || refresh_presence(address, tls, opts, presence, stop, errors))
                 .expect("spawning the presence refresher")
         };
         Ok(Self {
             address,
+            tls,
             shown,
             pool: Mutex::new(vec![first]),
             scripts: scripts::Scripts::new(),
@@ -182,9 +203,8 @@ impl RedisEngine {
         let pooled = lock(&self.pool).pop();
         let mut con = match pooled {
             Some(c) => c,
-            None => {
-                Conn::connect(&self.address, self.opts.timeout).map_err(|e| self.failed(what, e))?
-            }
+            None => Conn::connect(&self.address, self.tls.as_ref(), self.opts.timeout)
+                .map_err(|e| self.failed(what, e))?,
         };
         match f(&mut con) {
             Ok(r) => {
@@ -233,6 +253,7 @@ impl Drop for RedisEngine {
 /// Re-adds this node's presence entries every third of the TTL until `stop`.
 fn refresh_presence(
     address: address::RedisAddress,
+    tls: Option<Arc<rustls::ClientConfig>>,
     opts: RedisOptions,
     presence: Arc<Mutex<LocalPresence>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -255,7 +276,7 @@ fn refresh_presence(
         }
         let mut c = match con.take() {
             Some(c) => c,
-            None => match Conn::connect(&address, opts.timeout) {
+            None => match Conn::connect(&address, tls.as_ref(), opts.timeout) {
                 Ok(c) => c,
                 Err(e) => {
                     errors.fetch_add(1, Ordering::Relaxed);

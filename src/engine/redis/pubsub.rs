@@ -15,8 +15,6 @@
 //! Must not: call Redis for anything but SUBSCRIBE/UNSUBSCRIBE; block the reader on a worker.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -25,6 +23,7 @@ use tracing::{info, warn};
 
 use super::address::RedisAddress;
 use super::conn::Conn;
+use super::link::{LinkReader, LinkWriter};
 use super::resp::{self, Value};
 use crate::engine::{EngineError, Outlet};
 
@@ -53,7 +52,7 @@ struct State {
     /// confirms in that order, one reply per channel).
     pending: VecDeque<String>,
     /// The connection's write half, while connected.
-    writer: Option<TcpStream>,
+    writer: Option<LinkWriter>,
 }
 
 /// What the reader thread needs, shared with the engine.
@@ -61,6 +60,7 @@ pub struct Subscriber {
     state: Mutex<State>,
     changed: Condvar,
     address: RedisAddress,
+    tls: Option<Arc<rustls::ClientConfig>>,
     /// The address as logs show it (no password).
     target: String,
     /// Redis channel names are `<channel_prefix><channel>`.
@@ -82,6 +82,7 @@ impl Subscriber {
     /// [`Outlet::control`].
     pub fn start(
         address: &RedisAddress,
+        tls: Option<Arc<rustls::ClientConfig>>,
         channel_prefix: String,
         control_name: String,
         outlet: Arc<dyn Outlet>,
@@ -99,6 +100,7 @@ impl Subscriber {
             state: Mutex::new(state),
             changed: Condvar::new(),
             address: address.clone(),
+            tls,
             target: address.shown(),
             channel_prefix,
             control_name,
@@ -119,7 +121,7 @@ impl Subscriber {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         if let Some(w) = &lock(&self.state).writer {
-            let _ = w.shutdown(std::net::Shutdown::Both);
+            w.shutdown();
         }
     }
 
@@ -213,10 +215,10 @@ impl Subscriber {
     /// One connection's life: connect, subscribe what has subscribers, read until it breaks.
     /// `Ok` only when stopped.
     fn session(&self) -> Result<(), String> {
-        let mut sock = Conn::connect(&self.address, CONNECT_TIMEOUT)
+        let wire = Conn::connect(&self.address, self.tls.as_ref(), CONNECT_TIMEOUT)
             .map_err(|e| e.to_string())?
-            .into_stream();
-        let writer = sock.try_clone().map_err(|e| e.to_string())?;
+            .into_wire();
+        let (mut sock, writer) = super::link::split(wire).map_err(|e| e.to_string())?;
         {
             let mut st = lock(&self.state);
             st.pending.clear();
@@ -250,7 +252,7 @@ impl Subscriber {
         r
     }
 
-    fn read_loop(&self, sock: &mut TcpStream) -> Result<(), String> {
+    fn read_loop(&self, sock: &mut LinkReader) -> Result<(), String> {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut chunk = vec![0u8; READ_CHUNK];
         loop {
@@ -350,7 +352,7 @@ fn send_many(st: &mut State, cmd: &[u8], names: &[String]) {
         .is_some_and(|w| w.write_all(&out).is_ok());
     if !ok {
         if let Some(w) = st.writer.take() {
-            let _ = w.shutdown(std::net::Shutdown::Both);
+            w.shutdown();
         }
         return;
     }
