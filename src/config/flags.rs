@@ -88,7 +88,7 @@ pub struct AppFlags {
     /// presence through one Redis; see --redis-address).
     #[arg(long, env = "RINGCAST_ENGINE")]
     pub engine: Option<String>,
-    /// The Redis engine's server: redis://[[user]:password@]host[:port][/db], rediss:// for TLS (engine.redis.address).
+    /// The Redis engine's server: `redis://[[user]:password@]host[:port][/db]`, `rediss://…` for TLS (engine.redis.address).
     #[arg(long, env = "RINGCAST_REDIS_ADDRESS")]
     pub redis_address: Option<String>,
     /// With rediss://: PEM file of the CA(s) that signed Redis' certificate (engine.redis.tls_ca_file).

@@ -145,7 +145,7 @@ impl Subscriber {
         )))
     }
 
-    /// Waits up to [`CONFIRM_TIMEOUT`] for the node's subscription to the control channel:
+    /// Waits up to `CONFIRM_TIMEOUT` (3 s) for the node's subscription to the control channel:
     /// from then on, no other node's notice is missed. False if Redis did not confirm.
     pub fn control_confirmed(&self) -> bool {
         self.confirmed(lock(&self.state), &self.control_name)
