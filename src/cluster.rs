@@ -6,7 +6,7 @@
 //! argument. The server sends and applies them (`crate::server::nodes`); the engine carries the
 //! bytes. Must not: do I/O, or apply anything itself.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -20,8 +20,10 @@ pub const NODE_INFO_INTERVAL: Duration = Duration::from_secs(3);
 pub const NODE_EXPIRY: Duration = Duration::from_secs(10);
 /// Other nodes remembered at most (a further one is not listed until one expires; logged).
 pub const MAX_NODES: usize = 1024;
-/// Longest message accepted from the control channel.
-pub const MAX_MESSAGE: usize = 64 << 10;
+/// Longest message accepted from the control channel (a node's channel list included).
+pub const MAX_MESSAGE: usize = 4 << 20;
+/// How long a node asking the others for their channels waits for the answers.
+pub const NODES_SURVEY_WAIT: Duration = Duration::from_millis(2500);
 
 /// One message from a node to every node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +33,16 @@ pub enum Notice {
     Session(SessionCommand),
     Chat(ChatChange),
     Node(NodeFigures),
+    /// The API's `channels` on node `from`: every node answers with its channels.
+    ChannelsAsk {
+        id: u64,
+    },
+    /// A node's channels (with subscribed connections) for the node `to` that asked.
+    ChannelsTell {
+        id: u64,
+        to: String,
+        channels: BTreeMap<String, u32>,
+    },
 }
 
 impl Notice {
@@ -40,6 +52,7 @@ impl Notice {
             Notice::Session(_) => "session",
             Notice::Chat(_) => "chat",
             Notice::Node(_) => "node",
+            Notice::ChannelsAsk { .. } | Notice::ChannelsTell { .. } => "channels",
         }
     }
 }
@@ -167,6 +180,12 @@ mod tests {
                 status: crate::chat::Status::Away,
             }),
             Notice::Node(figures("n1")),
+            Notice::ChannelsAsk { id: 7 },
+            Notice::ChannelsTell {
+                id: 7,
+                to: "node-b".into(),
+                channels: [("news".to_owned(), 3)].into(),
+            },
         ];
         for n in notices {
             let (from, back) = decode(&encode("node-a", &n)).expect("decodes");

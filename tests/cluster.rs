@@ -2,7 +2,8 @@
 //! tests/common/redis.rs; the server API called with curl): an API `disconnect`, `subscribe`
 //! or `unsubscribe` made through one node reaches the user on the other; a ban through one node
 //! closes the user on the other and keeps them out there and at a node started later, a mute
-//! holds there, an unban lets them back; `info` on one node lists both with their figures.
+//! holds there, an unban lets them back; `info` on one node lists both with their figures, and
+//! `channels` the channels of both.
 
 mod common;
 
@@ -248,6 +249,19 @@ async fn info_on_one_node_lists_every_node() {
         "{other}"
     );
     assert_ne!(mine["uid"], other["uid"]);
+    // `channels` on node a sums every node's (here: each user's personal channel).
+    let r = api(&a, "channels", json!({"pattern": "personal:*"}));
+    let mut names: Vec<&String> = r["result"]["channels"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{r}"))
+        .keys()
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["personal:#xavier", "personal:#yvonne", "personal:#zoe"],
+        "{r}"
+    );
     let metrics = common::http_get(a.handle().api_addr.unwrap(), "/metrics").await;
     assert!(metrics.contains("ringcast_cluster_nodes 1"), "{metrics}");
     assert!(

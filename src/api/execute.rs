@@ -376,8 +376,11 @@ impl Api {
             Method::Channels => {
                 let r: ChannelsRequest = decode(body)?;
                 let survey = survey.ok_or_else(|| no_survey(method))?;
-                let channels: serde_json::Map<String, serde_json::Value> = survey
-                    .channels
+                let mut all = survey.channels.clone();
+                for (c, n) in &survey.elsewhere {
+                    *all.entry(c.clone()).or_default() += n;
+                }
+                let channels: serde_json::Map<String, serde_json::Value> = all
                     .iter()
                     .filter(|(c, _)| r.pattern.is_empty() || glob(&r.pattern, c))
                     .map(|(c, n)| (c.clone(), serde_json::json!({"num_clients": n})))

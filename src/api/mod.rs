@@ -148,6 +148,8 @@ pub struct Survey {
     pub subs: u64,
     /// Distinct users with a connection (server-wide: set by whoever assembles the survey).
     pub users: u64,
+    /// The other nodes' channels (Redis engine), summed: `channels` lists them too.
+    pub elsewhere: BTreeMap<String, u32>,
 }
 
 impl Survey {

@@ -7,10 +7,11 @@ use tracing::warn;
 use std::sync::Arc;
 
 use crate::api::{ApiHost, Node, SessionCommand, Survey};
-use crate::cluster::{NODE_INFO_INTERVAL, NodeFigures, Notice};
+use crate::cluster::{NODE_INFO_INTERVAL, NODES_SURVEY_WAIT, NodeFigures, Notice};
 use crate::engine::Engine;
 use crate::server::ServerShared;
 use crate::server::inbox::Control;
+use crate::server::nodes::{ChannelCounts, MAX_ASKS};
 
 /// How long a survey waits for a worker's answer (a worker answers in its next loop turn).
 const SURVEY_WAIT: Duration = Duration::from_secs(2);
@@ -32,6 +33,65 @@ impl ApiHost for ControlHost<'_> {
 
     fn other_nodes(&self) -> Vec<NodeFigures> {
         self.0.cluster.others()
+    }
+}
+
+/// Asks the other nodes for their channels and sums the answers (those that do not answer
+/// within [`NODES_SURVEY_WAIT`] are left out, logged).
+pub async fn survey_nodes(shared: &ServerShared) -> ChannelCounts {
+    let mut all = ChannelCounts::new();
+    let expected = shared.cluster.others().len();
+    if expected == 0 {
+        return all;
+    }
+    let id = {
+        let mut r = [0u8; 8];
+        let _ = getrandom::fill(&mut r);
+        u64::from_le_bytes(r)
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let waiting = || {
+        shared
+            .cluster
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    };
+    waiting().insert(id, tx);
+    let mut answered = 0;
+    if shared.tell_nodes(&Notice::ChannelsAsk { id }) {
+        let deadline = tokio::time::Instant::now() + NODES_SURVEY_WAIT;
+        while answered < expected {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(channels)) => {
+                    answered += 1;
+                    for (c, n) in channels {
+                        *all.entry(c).or_default() += n;
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    waiting().remove(&id);
+    if answered < expected {
+        warn!(
+            "channels: {answered} of {expected} other nodes answered within {NODES_SURVEY_WAIT:?}; the rest left out"
+        );
+    }
+    all
+}
+
+/// Answers the other nodes' asks for this node's channels, for as long as the control plane
+/// runs.
+pub async fn answer_asks(shared: Arc<ServerShared>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(MAX_ASKS);
+    if shared.cluster.asks.set(tx).is_err() {
+        return;
+    }
+    while let Some((id, to)) = rx.recv().await {
+        let channels = survey(&shared).await.channels;
+        shared.tell_nodes(&Notice::ChannelsTell { id, to, channels });
     }
 }
 

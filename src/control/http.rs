@@ -17,7 +17,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method as HttpMethod, Request, Response, StatusCode};
 use tracing::{info, warn};
 
-use super::host::{ControlHost, survey};
+use super::host::{ControlHost, survey, survey_nodes};
 use super::metrics::{ApiCounters, OutboxFigures};
 use crate::api::{Api, Method, Outcome};
 use crate::server::ServerShared;
@@ -192,7 +192,11 @@ async fn api(req: Request<Incoming>, state: &State, tail: &str) -> Response<Body
         None => false,
     };
     let surveyed = if needs_survey {
-        Some(survey(&state.shared).await)
+        let mut s = survey(&state.shared).await;
+        if method != Some(Method::Info) {
+            s.elsewhere = survey_nodes(&state.shared).await;
+        }
+        Some(s)
     } else {
         None
     };

@@ -110,6 +110,7 @@ async fn serve(
     }
     if shared.engine.clustered() {
         tokio::task::spawn_local(host::tell_figures(shared.clone(), node.clone()));
+        tokio::task::spawn_local(host::answer_asks(shared.clone()));
     }
     let state = Rc::new(http::State {
         api: RefCell::new(Api::new(shared.app.clone(), node)),

@@ -5,6 +5,7 @@
 //! Must not: block on anything but the engine's one call to send; apply its own notices twice
 //! (they come back through the channel and are skipped by the sender's uid).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -17,11 +18,24 @@ use crate::chat::replica::{ChatChange, SANCTIONS_SET, kept_sanction};
 use crate::cluster::{self, Nodes, Notice};
 use crate::engine::EngineError;
 
+/// Channels and their subscribed connections, as one node reports them.
+pub type ChannelCounts = std::collections::BTreeMap<String, u32>;
+
+/// Asks for this node's channels: (ask id, asking node); answered by the control plane.
+pub type Asks = tokio::sync::mpsc::Sender<(u64, String)>;
+
+/// Most asks for channels waiting for the control plane (more are dropped, logged).
+pub const MAX_ASKS: usize = 64;
+
 /// This node among others: its uid, who else is there, and counters for `/metrics`.
 pub struct Cluster {
     /// 16 hex digits, new at every start (the API's `info` names the node by it).
     pub uid: String,
     pub nodes: Mutex<Nodes>,
+    /// Where other nodes' asks for channels go (set by the control plane, when it runs).
+    pub asks: std::sync::OnceLock<Asks>,
+    /// This node's own asks waiting for answers: ask id → where the answers go.
+    pub waiting: Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedSender<ChannelCounts>>>,
     pub sent: AtomicU64,
     pub received: AtomicU64,
     /// Notices not sent (engine unavailable) or not understood.
@@ -35,6 +49,8 @@ impl Cluster {
         Self {
             uid: r.iter().map(|b| format!("{b:02x}")).collect(),
             nodes: Mutex::default(),
+            asks: std::sync::OnceLock::new(),
+            waiting: Mutex::default(),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -168,6 +184,30 @@ impl ServerShared {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .saw(figures, Instant::now()),
+            Notice::ChannelsAsk { id } => match self.cluster.asks.get() {
+                Some(asks) => {
+                    if asks.try_send((id, from)).is_err() {
+                        warn!(
+                            "{MAX_ASKS} asks for channels waiting: one from another node dropped"
+                        );
+                    }
+                }
+                None => warn!(
+                    "another node asked for channels; this node's API is off, so it cannot answer"
+                ),
+            },
+            Notice::ChannelsTell { id, to, channels } => {
+                if to == self.cluster.uid
+                    && let Some(tx) = self
+                        .cluster
+                        .waiting
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&id)
+                {
+                    let _ = tx.send(channels);
+                }
+            }
         }
     }
 }
