@@ -407,14 +407,18 @@ fn channels_and_info_from_the_survey() {
         clients: 3,
         subs: 3,
         users: 2,
+        ..Survey::default()
     });
     survey.merge(Survey {
         channels: [("news:a".to_owned(), 1)].into(),
         clients: 1,
         subs: 1,
         users: 0,
+        ..Survey::default()
     });
     survey.users = 2; // server-wide, set by whoever assembles the survey
+    // Another node's channels count in `channels` (not in this node's `info`).
+    survey.elsewhere = [("news:a".to_owned(), 5), ("news:c".to_owned(), 1)].into();
     assert_eq!(survey.clients, 4, "summed over workers");
     let (_, r) = call_with(
         &mut api,
@@ -425,7 +429,7 @@ fn channels_and_info_from_the_survey() {
     );
     assert_eq!(
         r["result"]["channels"],
-        json!({"news:a": {"num_clients": 3}})
+        json!({"news:a": {"num_clients": 8}, "news:c": {"num_clients": 1}})
     );
     let (_, r) = call_with(&mut api, &host, "info", "{}", Some(&survey));
     let node = &r["result"]["nodes"][0];
