@@ -285,3 +285,88 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The real SDK judges: centrifuge-python connected to node a follows what node b's API asks
+/// of it — a server-side subscription, its publication, the unsubscription, the disconnect
+/// (4599: a terminal code, so the SDK does not reconnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_on_one_node_obeys_the_api_of_the_other() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    let Some(redis) = Redis::start() else { return };
+    if !python.exists() {
+        assert!(
+            std::env::var("RINGCAST_REQUIRE_SDKS").is_err(),
+            "centrifuge-python missing"
+        );
+        return;
+    }
+    let (a, b) = (node(&redis), node(&redis));
+    let mut sdk = std::process::Command::new(python)
+        .arg(root.join("tests/sdk/py_cluster.py"))
+        .env(
+            "RINGCAST_URL",
+            format!("wss://localhost:{}/connection/websocket", a.port),
+        )
+        .env("RINGCAST_SECRET", SECRET)
+        .env("RINGCAST_CA", a.cert_path())
+        .env("RINGCAST_USER", "sdk-user")
+        .env("RINGCAST_WAIT", "30")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(sdk.stdout.take().unwrap()).lines();
+    let mut next = |what: &str| -> Value {
+        loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("the SDK ended before {what}"))
+                .unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap();
+            // The personal channel's server-side subscription comes with the connect.
+            if v["channel"] != "personal:#sdk-user" {
+                return v;
+            }
+        }
+    };
+    assert_eq!(next("ready")["event"], "ready");
+    let user = "sdk-user";
+    api(
+        &b,
+        "subscribe",
+        json!({"user": user, "channel": "news:sdk"}),
+    );
+    assert_eq!(
+        next("subscribed"),
+        json!({"event": "subscribed", "channel": "news:sdk"})
+    );
+    api(
+        &b,
+        "publish",
+        json!({"channel": "news:sdk", "data": {"n": 42}}),
+    );
+    assert_eq!(
+        next("publication"),
+        json!({"event": "publication", "channel": "news:sdk", "n": 42})
+    );
+    api(
+        &b,
+        "unsubscribe",
+        json!({"user": user, "channel": "news:sdk"}),
+    );
+    assert_eq!(
+        next("unsubscribed"),
+        json!({"event": "unsubscribed", "channel": "news:sdk"})
+    );
+    api(
+        &b,
+        "disconnect",
+        json!({"user": user, "disconnect": {"code": 4599, "reason": "bye"}}),
+    );
+    assert_eq!(
+        next("disconnected"),
+        json!({"event": "disconnected", "code": 4599, "reason": "bye"})
+    );
+    let _ = sdk.wait();
+}
