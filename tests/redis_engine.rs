@@ -424,3 +424,61 @@ async fn presence_outlives_its_ttl_while_the_client_stays() {
         "gone once unsubscribed, refresh or not: {p}"
     );
 }
+
+/// A node that dies without a word (SIGKILL): its clients' presence entries expire after the
+/// presence TTL, since no one refreshes them, and the other node stops listing them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_presence_expires() {
+    let Some(redis) = Redis::start() else { return };
+    let fast = "[engine.redis]\npresence_ttl = \"3s\"\n";
+    let a = node_with(&redis, "t7", fast);
+    let cfg = common::temp_file("dying-node.toml", &format!("{CONFIG}\n{fast}"));
+    let address = redis.address();
+    let mut b = common::process::serve(&[
+        "--plaintext",
+        "--listen",
+        "127.0.0.1:0",
+        "--api-listen",
+        "off",
+        "--config",
+        &cfg,
+        "--token-hmac-secret",
+        SECRET,
+        "--engine",
+        "redis",
+        "--redis-address",
+        &address,
+        "--redis-prefix",
+        "t7",
+    ]);
+    let (ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/connection/websocket", b.port))
+            .await
+            .unwrap();
+    let mut x = Client::connect_over(ws, SECRET, "xavier").await;
+    let r = x.call(json!({"subscribe": {"channel": "chat:p"}})).await;
+    assert!(r.get("subscribe").is_some(), "{r}");
+    let mut y = Client::connect(&a, SECRET, "yvonne").await;
+    let p = y.call(json!({"presence": {"channel": "chat:p"}})).await;
+    assert_eq!(clients_in(&p), ["xavier"], "{p}");
+
+    b.child.kill().unwrap();
+    let _ = b.child.wait();
+    let killed = std::time::Instant::now();
+    loop {
+        let p = y.call(json!({"presence": {"channel": "chat:p"}})).await;
+        if clients_in(&p).is_empty() {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(6),
+            "still present 6 s after its node died (TTL 3 s): {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        killed.elapsed() >= Duration::from_millis(500),
+        "gone at once: was it the TTL? ({:?})",
+        killed.elapsed()
+    );
+}

@@ -54,7 +54,11 @@ pub fn serve(args: &[&str]) -> Running {
             log.lock().unwrap()
         );
         log.lock().unwrap().push_str(&line);
-        if let Some(at) = line.find("://127.0.0.1:") {
+        // The "serving wss://127.0.0.1:PORT/<room>" line (not, e.g., a Redis address).
+        if let Some(at) = line
+            .find(" serving ")
+            .and_then(|s| line[s..].find("://127.0.0.1:").map(|a| s + a))
+        {
             let digits: String = line[at + 13..]
                 .chars()
                 .take_while(char::is_ascii_digit)

@@ -56,6 +56,22 @@ impl Client {
         c
     }
 
+    /// Connects as `user` over an open WebSocket (e.g. a `ws://` one to a `--plaintext`
+    /// server in another process).
+    pub async fn connect_over(ws: Ws, secret: &str, user: &str) -> Self {
+        let mut c = Self {
+            ws,
+            next_id: 0,
+            pushes: VecDeque::new(),
+            replies: VecDeque::new(),
+        };
+        let r = c
+            .call(json!({"connect": {"token": user_token(secret, user)}}))
+            .await;
+        assert!(r["connect"]["client"].is_string(), "{r}");
+        c
+    }
+
     /// Sends a connect as `user`; the reply (a `connect` result or an `error`), or the close
     /// code and reason if the server closed instead.
     pub async fn try_connect(
