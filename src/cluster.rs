@@ -33,6 +33,8 @@ pub enum Notice {
     Session(SessionCommand),
     Chat(ChatChange),
     Node(NodeFigures),
+    /// The sending node stops: forget it now rather than after [`NODE_EXPIRY`].
+    NodeGone,
     /// The API's `channels` on node `from`: every node answers with its channels.
     ChannelsAsk {
         id: u64,
@@ -51,7 +53,7 @@ impl Notice {
         match self {
             Notice::Session(_) => "session",
             Notice::Chat(_) => "chat",
-            Notice::Node(_) => "node",
+            Notice::Node(_) | Notice::NodeGone => "node",
             Notice::ChannelsAsk { .. } | Notice::ChannelsTell { .. } => "channels",
         }
     }
@@ -122,6 +124,11 @@ impl Nodes {
         self.seen.insert(figures.uid.clone(), (now, figures));
     }
 
+    /// A node said it stops.
+    pub fn forget(&mut self, uid: &str) {
+        self.seen.remove(uid);
+    }
+
     fn sweep(&mut self, now: Instant) {
         self.seen
             .retain(|_, (at, _)| now.saturating_duration_since(*at) < NODE_EXPIRY);
@@ -180,6 +187,7 @@ mod tests {
                 status: crate::chat::Status::Away,
             }),
             Notice::Node(figures("n1")),
+            Notice::NodeGone,
             Notice::ChannelsAsk { id: 7 },
             Notice::ChannelsTell {
                 id: 7,
@@ -214,6 +222,9 @@ mod tests {
         let uids = |v: Vec<NodeFigures>| v.into_iter().map(|f| f.uid).collect::<Vec<_>>();
         assert_eq!(uids(nodes.live(t + Duration::from_secs(6))), ["a", "b"]);
         assert_eq!(uids(nodes.live(t + NODE_EXPIRY)), ["a"]);
+        nodes.forget("a");
+        assert!(nodes.live(t + NODE_EXPIRY).is_empty());
+        nodes.saw(figures("a"), t + Duration::from_secs(5));
         for i in 0..MAX_NODES + 1 {
             nodes.saw(figures(&format!("n{i}")), t + NODE_EXPIRY);
         }

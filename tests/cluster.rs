@@ -227,8 +227,8 @@ async fn a_ban_made_through_one_node_holds_at_the_other() {
 async fn info_on_one_node_lists_every_node() {
     let Some(redis) = Redis::start() else { return };
     let (a, b) = (node(&redis), node(&redis));
-    let _x = Client::connect(&b, SECRET, "xavier").await;
-    let _y = Client::connect(&b, SECRET, "yvonne").await;
+    let x = Client::connect(&b, SECRET, "xavier").await;
+    let y = Client::connect(&b, SECRET, "yvonne").await;
     let _z = Client::connect(&a, SECRET, "zoe").await;
     let nodes = wait_for(|| async {
         let r = api(&a, "info", json!({}));
@@ -268,6 +268,15 @@ async fn info_on_one_node_lists_every_node() {
         metrics.contains("ringcast_cluster_notices_total{result=\"received\"}"),
         "{metrics}"
     );
+    // A node that stops says so: the other lists only itself at once (not after 10 s).
+    drop((x, y));
+    drop(b);
+    let r = wait_for(|| async {
+        let r = api(&a, "info", json!({}));
+        (r["result"]["nodes"].as_array().map(Vec::len) == Some(1)).then_some(r)
+    })
+    .await;
+    assert_eq!(r["result"]["nodes"][0]["uid"], mine["uid"], "{r}");
 }
 
 /// Retries `f` for up to 5 s until it gives something.

@@ -405,7 +405,8 @@ impl ServerHandle {
         ShutdownTrigger(self.shared.clone())
     }
 
-    /// Waits for every worker thread to finish, then stops the control plane.
+    /// Waits for every worker thread to finish, then stops the control plane and tells the
+    /// other nodes (if any) that this one is gone.
     pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
@@ -413,6 +414,7 @@ impl ServerHandle {
         if let Some(c) = self.control {
             c.stop();
         }
+        self.shared.tell_nodes(&crate::cluster::Notice::NodeGone);
     }
 
     pub fn stats(&self) -> &Stats {

@@ -184,6 +184,12 @@ impl ServerShared {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .saw(figures, Instant::now()),
+            Notice::NodeGone => self
+                .cluster
+                .nodes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .forget(&from),
             Notice::ChannelsAsk { id } => match self.cluster.asks.get() {
                 Some(asks) => {
                     if asks.try_send((id, from)).is_err() {
