@@ -2,7 +2,8 @@
 //! and with the Redis engine against a real `redis-server` on loopback (started here on a free
 //! port, no persistence), and how long a publication takes to come back to this node through
 //! Redis PUB/SUB (publish call → the outlet). 100-byte payloads into a channel with history
-//! (size 100, TTL 300 s), one at a time; the engines alternate for three rounds.
+//! (size 100, TTL 300 s), one at a time; the engines (memory, Redis, Redis over TLS: the same
+//! redis-server build with a self-signed certificate) alternate for three rounds.
 //! `cargo bench --bench engine_publish` (needs Debian's redis-server).
 
 use std::process::{Command, Stdio};
@@ -83,21 +84,76 @@ fn run(name: &str, engine: &dyn Engine, arrivals: &Arrivals, round: usize) {
     );
 }
 
-fn main() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let mut redis = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no"])
+        .port()
+}
+
+/// A throw-away redis-server on `port` (`extra`: more flags, e.g. TLS), once it listens.
+fn redis_server(port: u16, extra: &[&str]) -> std::process::Child {
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(extra)
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server (Debian redis-server) starts");
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
+    child
+}
+
+fn redis_engine(
+    address: String,
+    tls_ca_file: Option<std::path::PathBuf>,
+) -> (RedisEngine, Arc<Arrivals>) {
+    let out = Arc::new(Arrivals::default());
+    let engine = RedisEngine::start(
+        out.clone(),
+        RedisOptions {
+            address,
+            prefix: "bench".into(),
+            presence_ttl: Duration::from_secs(60),
+            max_presence_per_channel: 1000,
+            timeout: Duration::from_secs(2),
+            tls_ca_file,
+        },
+    )
+    .expect("the Redis engine starts");
+    (engine, out)
+}
+
+fn main() {
+    let (port, tls_port) = (free_port(), free_port());
+    let mut plain = redis_server(port, &["--port", &port.to_string()]);
+    // The same Redis build speaking TLS (self-signed certificate for 127.0.0.1).
+    let dir = std::env::temp_dir().join(format!("ringcast-bench-redis-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let mut tls = redis_server(
+        tls_port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            cert_s,
+            "--tls-key-file",
+            key_s,
+            "--tls-ca-cert-file",
+            cert_s,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
     let mem_out = Arc::new(Arrivals::default());
     let memory = MemoryEngine::new(
         mem_out.clone(),
@@ -107,19 +163,9 @@ fn main() {
             max_presence: 1000,
         },
     );
-    let redis_out = Arc::new(Arrivals::default());
-    let red = RedisEngine::start(
-        redis_out.clone(),
-        RedisOptions {
-            address: format!("redis://127.0.0.1:{port}"),
-            prefix: "bench".into(),
-            presence_ttl: Duration::from_secs(60),
-            max_presence_per_channel: 1000,
-            timeout: Duration::from_secs(2),
-            tls_ca_file: None,
-        },
-    )
-    .expect("the Redis engine starts");
+    let (red, redis_out) = redis_engine(format!("redis://127.0.0.1:{port}"), None);
+    let (red_tls, tls_out) =
+        redis_engine(format!("rediss://127.0.0.1:{tls_port}"), Some(cert.clone()));
     println!("{N} publishes of 100 B, one at a time, per row (µs unless said)");
     println!();
     println!(
@@ -129,8 +175,12 @@ fn main() {
     for round in 1..=3 {
         run("memory", &memory, &mem_out, round);
         run("redis", &red, &redis_out, round);
+        run("redis over TLS", &red_tls, &tls_out, round);
     }
-    drop(red);
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop((red, red_tls));
+    for r in [&mut plain, &mut tls] {
+        let _ = r.kill();
+        let _ = r.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
