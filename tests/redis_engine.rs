@@ -482,3 +482,35 @@ async fn a_dead_nodes_presence_expires() {
         killed.elapsed()
     );
 }
+
+/// `ringcast check` with the Redis engine says whether Redis answers (the address without its
+/// password) and fails when it does not.
+#[test]
+fn check_reports_whether_redis_answers() {
+    let Some(redis) = Redis::with_password("check-pw") else {
+        return;
+    };
+    let check = |address: &str| {
+        let out = common::process::ringcast()
+            .args(["--engine", "redis", "--redis-address", address])
+            .args(["--listen", "127.0.0.1:0", "--api-listen", "off", "check"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), text)
+    };
+    let (ok, text) = check(&redis.address());
+    assert!(ok, "{text}");
+    let line = format!(
+        "redis            redis://:***@127.0.0.1:{}/0 answers",
+        redis.port
+    );
+    assert!(text.contains(&line), "{text}");
+    let (ok, text) = check(&format!("redis://:wrong-pw@127.0.0.1:{}", redis.port));
+    assert!(!ok, "{text}");
+    assert!(text.contains("redis            NOT usable:"), "{text}");
+    assert!(
+        !text.contains("wrong-pw") && !text.contains("check-pw"),
+        "{text}"
+    );
+}

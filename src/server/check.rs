@@ -1,8 +1,8 @@
 //! `ringcast check`: what this host offers and what the server will use, and what a deploy
 //! needs: kernel version, io_uring (and whether the sysctl allows it), the provided-buffer
 //! ring, RLIMIT_NOFILE against `--max-connections`, somaxconn, the listen and API ports free,
-//! the configuration valid, the certificate readable, matching its key and not expiring
-//! within 14 days.
+//! the configuration valid, Redis answering (with the Redis engine), the certificate readable,
+//! matching its key and not expiring within 14 days.
 
 use std::fmt::Write as _;
 use std::num::NonZero;
@@ -179,6 +179,17 @@ fn deploy_checks(opts: &ServerOptions, out: &mut String) -> bool {
     match crate::config::AppConfig::build(&opts.app) {
         Ok(app) => {
             let _ = writeln!(out, "configuration    valid");
+            if app.file.engine.kind == "redis" {
+                match crate::engine::redis::probe(&super::redis_options(&app.file.engine)) {
+                    Ok(shown) => {
+                        let _ = writeln!(out, "redis            {shown} answers");
+                    }
+                    Err(e) => {
+                        ok = false;
+                        let _ = writeln!(out, "redis            NOT usable: {e}");
+                    }
+                }
+            }
             match app.api_listen {
                 None => {
                     let _ = writeln!(out, "server API       off");

@@ -174,21 +174,28 @@ impl crate::engine::Outlet for Outlet {
     }
 }
 
+/// The Redis engine's options from `[engine]` (also what `ringcast check` probes).
+pub fn redis_options(
+    cfg: &crate::config::file::EngineSection,
+) -> crate::engine::redis::RedisOptions {
+    crate::engine::redis::RedisOptions {
+        address: cfg.redis.address.clone(),
+        prefix: cfg.redis.prefix.clone(),
+        presence_ttl: cfg.redis.presence_ttl.0,
+        max_presence_per_channel: cfg.max_presence,
+        timeout: cfg.redis.timeout.0,
+        tls_ca_file: (!cfg.redis.tls_ca_file.is_empty())
+            .then(|| cfg.redis.tls_ca_file.clone().into()),
+    }
+}
+
 /// The configured channel engine.
 fn start_engine(
     cfg: &crate::config::file::EngineSection,
     outlet: Arc<Outlet>,
 ) -> Result<Arc<dyn crate::engine::Engine>, StartError> {
     if cfg.kind == "redis" {
-        let opts = crate::engine::redis::RedisOptions {
-            address: cfg.redis.address.clone(),
-            prefix: cfg.redis.prefix.clone(),
-            presence_ttl: cfg.redis.presence_ttl.0,
-            max_presence_per_channel: cfg.max_presence,
-            timeout: cfg.redis.timeout.0,
-            tls_ca_file: (!cfg.redis.tls_ca_file.is_empty())
-                .then(|| cfg.redis.tls_ca_file.clone().into()),
-        };
+        let opts = redis_options(cfg);
         let e = crate::engine::redis::RedisEngine::start(outlet, opts)?;
         tracing::info!(address = %crate::engine::redis::address::redact(&cfg.redis.address), prefix = %cfg.redis.prefix, "channel engine: Redis");
         return Ok(Arc::new(e));

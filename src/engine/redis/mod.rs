@@ -131,24 +131,53 @@ fn secs(d: Duration) -> u64 {
     d.as_secs().max(1)
 }
 
+/// A first connection to Redis: the address parsed, the TLS configuration made, logged in and
+/// answering `PING`.
+struct First {
+    address: address::RedisAddress,
+    shown: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    conn: Conn,
+}
+
+fn connect_first(opts: &RedisOptions) -> Result<First, RedisStartError> {
+    let address = address::RedisAddress::parse(&opts.address)?;
+    let shown = address.shown();
+    let unreachable = |source| RedisStartError::Connect {
+        address: shown.clone(),
+        source,
+    };
+    let tls = match (&opts.tls_ca_file, address.tls) {
+        (Some(ca), true) => Some(Arc::new(
+            crate::tls::client_config_trusting(ca)
+                .map_err(|e| RedisStartError::Tls(e.to_string()))?,
+        )),
+        _ => None,
+    };
+    let mut conn = Conn::connect(&address, tls.as_ref(), opts.timeout).map_err(unreachable)?;
+    conn.query(&[b"PING"]).map_err(unreachable)?;
+    Ok(First {
+        address,
+        shown,
+        tls,
+        conn,
+    })
+}
+
+/// Whether Redis at `opts.address` answers (`ringcast check`): the address as shown, or why not.
+pub fn probe(opts: &RedisOptions) -> Result<String, RedisStartError> {
+    connect_first(opts).map(|f| f.shown)
+}
+
 impl RedisEngine {
     /// Connects (one call to check Redis answers) and starts the node's subscriber.
     pub fn start(outlet: Arc<dyn Outlet>, opts: RedisOptions) -> Result<Self, RedisStartError> {
-        let address = address::RedisAddress::parse(&opts.address)?;
-        let shown = address.shown();
-        let unreachable = |source| RedisStartError::Connect {
-            address: shown.clone(),
-            source,
-        };
-        let tls = match (&opts.tls_ca_file, address.tls) {
-            (Some(ca), true) => Some(Arc::new(
-                crate::tls::client_config_trusting(ca)
-                    .map_err(|e| RedisStartError::Tls(e.to_string()))?,
-            )),
-            _ => None,
-        };
-        let mut first = Conn::connect(&address, tls.as_ref(), opts.timeout).map_err(unreachable)?;
-        first.query(&[b"PING"]).map_err(unreachable)?;
+        let First {
+            address,
+            shown,
+            tls,
+            conn: first,
+        } = connect_first(&opts)?;
         let subscriber = Subscriber::start(
             &address,
             tls.clone(),
