@@ -1,6 +1,7 @@
 //! What ringcast nodes sharing an engine (Redis) tell each other through its control channel:
 //! commands for a user's sessions (the user may be connected to any node), chat state changes
-//! (a ban made through one node holds at all), and each node's figures for the API's `info`.
+//! (a ban made through one node holds at all), each node's figures for the API's `info` (and
+//! that it stops), and the API's `channels` asked of every node.
 //!
 //! Sans-io: the messages, their encoding, and the registry of the other nodes with time as an
 //! argument. The server sends and applies them (`crate::server::nodes`); the engine carries the
