@@ -63,12 +63,12 @@ pub fn kept_sanction(change: &ChatChange) -> Option<(String, Option<Vec<u8>>)> {
 
 impl ChatState {
     /// Installs kept sanctions at start (`now`: unix ms). Returns how many were installed and
-    /// the keys of those that ended or cannot be read (for the caller to forget).
+    /// the entries (key, value) that ended or cannot be read, for the caller to forget.
     pub fn restore_sanctions(
         &mut self,
         kept: Vec<(String, Vec<u8>)>,
         now: u64,
-    ) -> (usize, Vec<String>) {
+    ) -> (usize, Vec<(String, Vec<u8>)>) {
         let mut installed = 0;
         let mut stale = Vec::new();
         for (key, value) in kept {
@@ -79,10 +79,10 @@ impl ChatState {
                     self.moderation.install(&user, &record);
                     installed += 1;
                 }
-                Ok(_) => stale.push(key),
+                Ok(_) => stale.push((key, value)),
                 Err(e) => {
                     tracing::warn!(%key, "a kept sanction cannot be read, forgotten: {e}");
-                    stale.push(key);
+                    stale.push((key, value));
                 }
             }
         }
@@ -211,7 +211,8 @@ mod tests {
         );
         kept.insert("ban|x|".into(), b"not json".to_vec());
         let mut b = ChatState::new(&rules);
-        let (installed, mut stale) = b.restore_sanctions(kept.into_iter().collect(), 5_000);
+        let (installed, stale) = b.restore_sanctions(kept.into_iter().collect(), 5_000);
+        let mut stale: Vec<String> = stale.into_iter().map(|(k, _)| k).collect();
         stale.sort();
         assert_eq!(installed, 1);
         assert_eq!(

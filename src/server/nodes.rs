@@ -145,12 +145,9 @@ impl ServerShared {
     /// Returns how many were installed.
     pub fn restore_chat(&self, now_ms: u64) -> Result<usize, EngineError> {
         let kept = self.engine.kept(SANCTIONS_SET)?;
-        let values: std::collections::HashMap<String, Vec<u8>> = kept.iter().cloned().collect();
         let (installed, stale) = self.session_env.chat.lock().restore_sanctions(kept, now_ms);
-        for key in stale {
-            if let Some(v) = values.get(&key) {
-                self.engine.forget_if(SANCTIONS_SET, &key, v)?;
-            }
+        for (key, value) in stale {
+            self.engine.forget_if(SANCTIONS_SET, &key, &value)?;
         }
         Ok(installed)
     }
