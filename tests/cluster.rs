@@ -300,16 +300,11 @@ where
 /// (4599: a terminal code, so the SDK does not reconnect).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sdk_on_one_node_obeys_the_api_of_the_other() {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    let Some(redis) = Redis::start() else { return };
-    if !python.exists() {
-        assert!(
-            std::env::var("RINGCAST_REQUIRE_SDKS").is_err(),
-            "centrifuge-python missing"
-        );
+    let root = common::root();
+    let Some(python) = common::venv_python("centrifuge-python (venv in .venv)") else {
         return;
-    }
+    };
+    let Some(redis) = Redis::start() else { return };
     let (a, b) = (node(&redis), node(&redis));
     let mut sdk = std::process::Command::new(python)
         .arg(root.join("tests/sdk/py_cluster.py"))

@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -15,9 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "outbox-test-secret-of-at-least-32-bytes";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 fn config(pg: &Postgres) -> String {
     let p = pg.dir().join("ringcast.toml");
@@ -96,15 +93,10 @@ async fn count_pending(pg: &Postgres) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_reach_an_sdk_subscriber_in_order_across_a_database_restart() {
-    let python = root().join(".venv/bin/python");
-    let Some(pg) = Postgres::start() else { return };
-    if !python.exists() {
-        assert!(
-            std::env::var("RINGCAST_REQUIRE_SDKS").is_err(),
-            "centrifuge-python missing"
-        );
+    let Some(python) = common::venv_python("centrifuge-python (venv in .venv)") else {
         return;
-    }
+    };
+    let Some(pg) = Postgres::start() else { return };
     outbox_init(&pg);
     outbox_init(&pg); // again: idempotent
     let cfg = config(&pg);

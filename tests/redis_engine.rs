@@ -351,16 +351,11 @@ async fn a_redis_over_tls() {
 /// API of node b publishes (curl, as a backend would).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sdk_on_one_node_gets_what_the_api_of_the_other_publishes() {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    let Some(redis) = Redis::start() else { return };
-    if !python.exists() {
-        assert!(
-            std::env::var("RINGCAST_REQUIRE_SDKS").is_err(),
-            "centrifuge-python missing"
-        );
+    let root = common::root();
+    let Some(python) = common::venv_python("centrifuge-python (venv in .venv)") else {
         return;
-    }
+    };
+    let Some(redis) = Redis::start() else { return };
     let (a, b) = (node(&redis, "t3"), node(&redis, "t3"));
     const N: u32 = 50;
     let mut sub = std::process::Command::new(python)

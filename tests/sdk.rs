@@ -8,14 +8,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const SECRET: &str = "sdk-test-secret-of-at-least-32-bytes!";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{installed, root};
 
 fn config() -> String {
     let cfg = r#"
@@ -87,24 +85,6 @@ fn node_script(script: &str, port: u16, ca: &Path) -> Command {
         .env("RINGCAST_KEYS", ringcast::test_keys::dir())
         .env("NODE_EXTRA_CA_CERTS", ca);
     cmd
-}
-
-/// Whether the SDK at `marker` is installed; panics when it must be and is not.
-fn installed(marker: &Path, what: &str) -> bool {
-    if marker.exists() {
-        return true;
-    }
-    if std::env::var_os("RINGCAST_REQUIRE_SDKS").is_some_and(|v| v == "1") {
-        panic!(
-            "{what} is not installed ({} missing): run scripts/test",
-            marker.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: {what} is not installed ({} missing); scripts/test installs it",
-        marker.display()
-    );
-    false
 }
 
 fn run(mut cmd: Command, what: &str) {

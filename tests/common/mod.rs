@@ -44,6 +44,36 @@ pub struct TestServer {
     dir: PathBuf,
 }
 
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether the real client at `marker` is installed; panics when it must be
+/// (RINGCAST_REQUIRE_SDKS=1, set by scripts/test) and is not.
+pub fn installed(marker: &std::path::Path, what: &str) -> bool {
+    if marker.exists() {
+        return true;
+    }
+    if std::env::var_os("RINGCAST_REQUIRE_SDKS").is_some_and(|v| v == "1") {
+        panic!(
+            "{what} is not installed ({} missing): run scripts/test",
+            marker.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: {what} is not installed ({} missing); scripts/test installs it",
+        marker.display()
+    );
+    false
+}
+
+/// The Python of the repository's venv (centrifuge-python, websockets, …), if installed.
+pub fn venv_python(what: &str) -> Option<PathBuf> {
+    let python = root().join(".venv/bin/python");
+    installed(&python, what).then_some(python)
+}
+
 /// Writes `contents` to a file of its own (never shared with another test running in
 /// parallel, so no server reads a half-written config) and returns its path.
 pub fn temp_file(name: &str, contents: &str) -> String {
