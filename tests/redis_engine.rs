@@ -509,3 +509,106 @@ fn check_reports_whether_redis_answers() {
         "{text}"
     );
 }
+
+/// A hung Redis (SIGSTOP: connections open, nothing answered) costs a node one call's timeout,
+/// not one per call: after the first failure calls fail at once, with an error saying Redis is
+/// unavailable and when the node tries again, until Redis answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_fails_calls_at_once_until_it_answers_again() {
+    let Some(redis) = Redis::start() else { return };
+    let a = node_with(&redis, "t8", "[engine.redis]\ntimeout = \"1s\"\n");
+    let api = a.handle().api_addr.unwrap();
+    let mut x = Client::connect(&a, SECRET, "xavier").await;
+    let mut y = Client::connect(&a, SECRET, "yvonne").await;
+    x.call(json!({"subscribe": {"channel": "chat:h"}})).await;
+    let r = y
+        .call(json!({"publish": {"channel": "chat:h", "data": {"n": 1}}}))
+        .await;
+    assert!(r.get("error").is_none(), "{r}");
+    assert_eq!(x.publications("chat:h", 1).await, [(1, 1)]);
+
+    redis.freeze();
+    let started = std::time::Instant::now();
+    let r = y
+        .call(json!({"publish": {"channel": "chat:h", "data": {"n": 2}}}))
+        .await;
+    let first = started.elapsed();
+    assert_eq!(r["error"]["code"], 100, "{r}");
+    assert!(
+        first >= Duration::from_millis(900) && first < Duration::from_secs(3),
+        "the first call waits out the 1 s timeout: {first:?}"
+    );
+    // Twenty more calls while Redis stays frozen: each would wait 1 s; they fail at once.
+    let started = std::time::Instant::now();
+    for n in 3..23 {
+        let r = y
+            .call(json!({"publish": {"channel": "chat:h", "data": {"n": n}}}))
+            .await;
+        assert_eq!(r["error"]["code"], 100, "{r}");
+        let message = r["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("unavailable") && message.contains("again in"),
+            "{r}"
+        );
+    }
+    let rest = started.elapsed();
+    assert!(
+        rest < Duration::from_millis(500),
+        "20 calls against a hung Redis took {rest:?}"
+    );
+    // A subscription to a channel the node does not listen to yet (its SUBSCRIBE would wait
+    // 3 s for a confirmation) fails at once too.
+    let started = std::time::Instant::now();
+    let r = x.call(json!({"subscribe": {"channel": "chat:h2"}})).await;
+    assert_eq!(r["error"]["code"], 100, "{r}");
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    let metrics = common::http_get(api, "/metrics").await;
+    assert!(
+        metrics.contains("ringcast_engine_backend_available 0"),
+        "{metrics}"
+    );
+
+    redis.thaw();
+    // Once Redis answers, the node's next attempt (at most a second later) finds it.
+    let thawed = std::time::Instant::now();
+    let n = loop {
+        let r = y
+            .call(json!({"publish": {"channel": "chat:h", "data": {"n": 100}}}))
+            .await;
+        if r.get("error").is_none() {
+            break 100;
+        }
+        assert!(
+            thawed.elapsed() < Duration::from_secs(5),
+            "Redis answers again, the node still refuses: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The call that timed out was sent: Redis, thawed, may carry it out (the error said the
+    // outcome is unknown). The refused ones were never sent.
+    let mut got = x.publications("chat:h", 1).await;
+    if got[0].0 == 2 {
+        got = x.publications("chat:h", 1).await;
+    }
+    assert_eq!(got[0].0, n, "only n=2 (timed out) may come before: {got:?}");
+    let r = x.call(json!({"subscribe": {"channel": "chat:h2"}})).await;
+    assert!(r.get("subscribe").is_some(), "{r}");
+    let metrics = common::http_get(api, "/metrics").await;
+    assert!(
+        metrics.contains("ringcast_engine_backend_available 1"),
+        "{metrics}"
+    );
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ringcast_engine_backend_refused_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(
+        refused >= 21,
+        "20 publishes and a subscribe refused, and those of the wait for the retry: {refused}"
+    );
+}

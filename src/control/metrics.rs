@@ -321,6 +321,21 @@ pub fn render(shared: &ServerShared, api: &ApiCounters, outbox: Option<&OutboxFi
             n,
         );
     }
+    if let Some(up) = engine.backend_available {
+        s.gauge(
+            "ringcast_engine_backend_available",
+            "1 while Redis answers; 0 after a call found it unreachable or silent, until an \
+             attempt (one a second) finds it again — meanwhile calls fail at once.",
+            i64::from(up),
+        );
+    }
+    if let Some(n) = engine.backend_refused {
+        s.counter(
+            "ringcast_engine_backend_refused",
+            "Redis engine calls failed at once (error 100) while Redis was taken as unavailable.",
+            n,
+        );
+    }
     if shared.engine.clustered() {
         let c = &shared.cluster;
         s.counters(

@@ -284,8 +284,7 @@ impl Broker for MemoryEngine {
                 ("history_channels", load(&self.stats.channels_refused)),
                 ("presence", load(&self.stats.presence_refused)),
             ],
-            backend_errors: None,
-            backend_connects: None,
+            ..Default::default()
         }
     }
 }

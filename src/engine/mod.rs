@@ -215,6 +215,10 @@ pub struct EngineReport {
     pub backend_errors: Option<u64>,
     /// Times the node's subscriber connection to the backend was (re)established.
     pub backend_connects: Option<u64>,
+    /// Whether the backend is taken as available (calls are made).
+    pub backend_available: Option<bool>,
+    /// Calls refused without trying while the backend was taken as unavailable.
+    pub backend_refused: Option<u64>,
 }
 
 /// One member of a channel's presence.

@@ -50,11 +50,7 @@ impl Redis {
             );
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = unused_port();
         let tls = tls.then(|| {
             let dir = std::env::temp_dir()
                 .join(format!("ringcast-redis-tls-{}-{port}", std::process::id()));
@@ -135,6 +131,28 @@ impl Redis {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is answered — a hung
+    /// Redis, or one behind a broken network. [`Redis::thaw`] lets it go on.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("redis-server runs")
+            .id()
+            .to_string();
+        let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(ok.success(), "kill {sig} redis-server");
+    }
+
     /// `redis://[:password@]127.0.0.1:port`.
     pub fn address(&self) -> String {
         let login = self
@@ -180,6 +198,24 @@ impl Redis {
             args.extend(["--redis-tls-ca", ca]);
         }
         super::start(&args)
+    }
+}
+
+/// A free loopback port no other Redis of this test process had: a stopped one restarts on
+/// its port ([`Redis::run`]), which another test must not have taken meanwhile.
+fn unused_port() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
     }
 }
 

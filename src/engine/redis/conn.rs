@@ -28,7 +28,8 @@ pub enum ConnError {
     Connect(String, String),
     #[error("{0}")]
     Io(std::io::Error),
-    #[error("no answer within {0:?}")]
+    /// The command was sent and not answered: Redis may still carry it out.
+    #[error("no answer within {0:?} (the command was sent: Redis may still carry it out)")]
     Timeout(Duration),
     #[error("Redis closed the connection")]
     Closed,
@@ -168,15 +169,24 @@ impl Conn {
             buf: Vec::new(),
             timeout,
         };
+        // Silence while logging in is a connection failure: nothing of the caller's was sent.
+        let silent = |e| match e {
+            ConnError::Timeout(d) => ConnError::Connect(
+                target.clone(),
+                format!("no answer to the login within {d:?}"),
+            ),
+            other => other,
+        };
         if let Some(auth) = addr.auth() {
             let args: Vec<&[u8]> = auth.iter().map(Vec::as_slice).collect();
             c.query(&args).map_err(|e| match e {
                 ConnError::Redis(m) => ConnError::Login(m),
-                other => other,
+                other => silent(other),
             })?;
         }
         if addr.db != 0 {
-            c.query(&[b"SELECT", addr.db.to_string().as_bytes()])?;
+            c.query(&[b"SELECT", addr.db.to_string().as_bytes()])
+                .map_err(silent)?;
         }
         Ok(c)
     }

@@ -24,11 +24,14 @@
 //! server API): each costs that thread one round trip to Redis. Connections come from a pool
 //! holding at most one per thread that calls at once. A failed call is an
 //! [`EngineError::Unavailable`] for that command (error 100 to the client), counted and
-//! logged; nothing is retried behind the client's back.
+//! logged; nothing is retried behind the client's back. After a call found Redis unreachable
+//! or silent, calls fail at once until an attempt a second later finds it again ([`breaker`]):
+//! a hung Redis costs a worker one timeout, not one per call.
 //!
 //! Must not: know about WebSocket or workers (the outlet does the delivery).
 
 pub mod address;
+mod breaker;
 pub mod conn;
 mod link;
 pub mod message;
@@ -42,7 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::memory::new_epoch;
 use super::{
@@ -113,6 +116,7 @@ pub struct RedisEngine {
     stop: Arc<std::sync::atomic::AtomicBool>,
     errors: Arc<AtomicU64>,
     presence_refused: AtomicU64,
+    breaker: Arc<Mutex<breaker::Breaker>>,
 }
 
 /// A channel's presence hash and expiry set.
@@ -178,12 +182,22 @@ impl RedisEngine {
             tls,
             conn: first,
         } = connect_first(&opts)?;
+        let breaker = Arc::new(Mutex::new(breaker::Breaker::new(
+            opts.timeout,
+            Instant::now(),
+        )));
+        // The subscriber connecting again is Redis answering again.
+        let on_connect = {
+            let (breaker, shown) = (breaker.clone(), shown.clone());
+            Box::new(move || answered(&breaker, &shown))
+        };
         let subscriber = Subscriber::start(
             &address,
             tls.clone(),
             format!("{}.client.", opts.prefix),
             format!("{}.control", opts.prefix),
             outlet,
+            on_connect,
         );
         if !subscriber.control_confirmed() {
             subscriber.stop();
@@ -207,6 +221,7 @@ impl RedisEngine {
                 .expect("spawning the presence refresher")
         };
         Ok(Self {
+            breaker,
             address,
             tls,
             shown,
@@ -222,13 +237,14 @@ impl RedisEngine {
         })
     }
 
-    /// Runs `f` on a pooled connection; a failure is counted and drops the connection unless
-    /// it was only an error reply.
+    /// Runs `f` on a pooled connection, unless Redis is taken as unavailable ([`breaker`]); a
+    /// failure is counted and drops the connection unless it was only an error reply.
     fn call<T>(
         &self,
         what: &str,
         f: impl FnOnce(&mut Conn) -> Result<T, ConnError>,
     ) -> Result<T, EngineError> {
+        self.admit(what)?;
         let pooled = lock(&self.pool).pop();
         let mut con = match pooled {
             Some(c) => c,
@@ -238,20 +254,48 @@ impl RedisEngine {
         match f(&mut con) {
             Ok(r) => {
                 lock(&self.pool).push(con);
+                self.answered();
                 Ok(r)
             }
             Err(e) => {
                 if e.connection_usable() {
                     lock(&self.pool).push(con);
+                    self.answered();
                 }
                 Err(self.failed(what, e))
             }
         }
     }
 
+    /// Whether to call Redis now: an error naming the outage when not.
+    fn admit(&self, what: &str) -> Result<(), EngineError> {
+        match lock(&self.breaker).admit(Instant::now()) {
+            breaker::Admit::Call | breaker::Admit::Try => Ok(()),
+            breaker::Admit::Refuse { for_, again_in } => Err(EngineError::Unavailable(format!(
+                "{what}: Redis at {} has not answered for {} ms; the node tries again in {} ms",
+                self.shown,
+                for_.as_millis(),
+                again_in.as_millis().max(1)
+            ))),
+        }
+    }
+
+    /// Redis answered a call (an error reply included).
+    fn answered(&self) {
+        answered(&self.breaker, &self.shown);
+    }
+
     fn failed(&self, what: &str, e: ConnError) -> EngineError {
         self.errors.fetch_add(1, Ordering::Relaxed);
         warn!(redis = %self.shown, "Redis engine: {what} failed: {e}");
+        if !e.connection_usable() && lock(&self.breaker).failed(Instant::now()) {
+            warn!(
+                redis = %self.shown,
+                "Redis engine: Redis taken as unavailable; calls fail at once until an attempt \
+                 (one every {:?}) finds it again",
+                breaker::RETRY_AFTER
+            );
+        }
         EngineError::Unavailable(format!("{what}: {e}"))
     }
 
@@ -359,6 +403,13 @@ fn refresh_presence(
                 warn!("Redis engine: presence refresh failed: {e}");
             }
         }
+    }
+}
+
+/// Redis answered (a call, or the subscriber connecting): calls go through again.
+fn answered(breaker: &Mutex<breaker::Breaker>, shown: &str) {
+    if lock(breaker).succeeded(Instant::now()) {
+        info!(redis = %shown, "Redis engine: Redis answers again");
     }
 }
 
@@ -477,9 +528,24 @@ impl Broker for RedisEngine {
     }
 
     fn node_subscribe(&self, channel: &str) -> Result<(), EngineError> {
-        self.subscriber.subscribe(channel).inspect_err(|_| {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        })
+        self.admit("subscribe")?;
+        match self.subscriber.subscribe(channel) {
+            Ok(()) => {
+                self.answered();
+                Ok(())
+            }
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                if lock(&self.breaker).failed(Instant::now()) {
+                    warn!(
+                        redis = %self.shown,
+                        "Redis engine: Redis taken as unavailable (a subscription was not \
+                         confirmed); calls fail at once until an attempt finds it again"
+                    );
+                }
+                Err(e)
+            }
+        }
     }
 
     fn node_unsubscribe(&self, channel: &str) {
@@ -528,6 +594,7 @@ impl Broker for RedisEngine {
     }
 
     fn report(&self) -> EngineReport {
+        let breaker = lock(&self.breaker);
         EngineReport {
             history_bytes: None,
             presence_entries: Some(lock(&self.local_presence).len() as u64),
@@ -537,6 +604,8 @@ impl Broker for RedisEngine {
                     + self.subscriber.errors.load(Ordering::Relaxed),
             ),
             backend_connects: Some(self.subscriber.connects.load(Ordering::Relaxed)),
+            backend_available: Some(breaker.available()),
+            backend_refused: Some(breaker.refused),
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct Subscriber {
     /// The nodes' control channel, subscribed for the node's whole life.
     control_name: String,
     outlet: Arc<dyn Outlet>,
+    /// Called at every connection made (Redis answers), before it is counted.
+    on_connect: Box<dyn Fn() + Send + Sync>,
     stop: AtomicBool,
     pub connects: AtomicU64,
     pub errors: AtomicU64,
@@ -79,13 +81,14 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl Subscriber {
     /// Starts the reader thread. `control_name`: the Redis channel whose messages go to
-    /// [`Outlet::control`].
+    /// [`Outlet::control`]; `on_connect` is called at each connection made.
     pub fn start(
         address: &RedisAddress,
         tls: Option<Arc<rustls::ClientConfig>>,
         channel_prefix: String,
         control_name: String,
         outlet: Arc<dyn Outlet>,
+        on_connect: Box<dyn Fn() + Send + Sync>,
     ) -> Arc<Self> {
         let mut state = State::default();
         // Counted as a worker that never leaves: subscribed at every (re)connect.
@@ -105,6 +108,7 @@ impl Subscriber {
             channel_prefix,
             control_name,
             outlet,
+            on_connect,
             stop: AtomicBool::new(false),
             connects: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -233,6 +237,7 @@ impl Subscriber {
             }
             self.changed.notify_all();
         }
+        (self.on_connect)();
         self.connects.fetch_add(1, Ordering::Relaxed);
         info!(redis = %self.target, "Redis subscriber connected");
         let r = self.read_loop(&mut sock);
