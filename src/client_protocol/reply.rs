@@ -267,12 +267,22 @@ pub fn publication_push_with_range(
     publication: &Publication<'_>,
 ) -> (Vec<u8>, std::ops::Range<usize>) {
     let mut out = Vec::with_capacity(64 + channel.len() + publication.data.get().len());
-    pub_push_head(&mut out, channel);
+    let range = write_publication_push(&mut out, channel, publication);
+    (out, range)
+}
+
+/// Appends the `pub` push to `out`; where the publication object sits in `out`.
+pub fn write_publication_push(
+    out: &mut Vec<u8>,
+    channel: &str,
+    publication: &Publication<'_>,
+) -> std::ops::Range<usize> {
+    pub_push_head(out, channel);
     let start = out.len();
-    serde_json::to_writer(&mut out, publication).expect("serialising to a Vec cannot fail");
+    serde_json::to_writer(&mut *out, publication).expect("serialising to a Vec cannot fail");
     let end = out.len();
     out.extend_from_slice(b"}}");
-    (out, start..end)
+    start..end
 }
 
 #[derive(Serialize)]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::address::RedisAddress;
-use super::resp::{self, RespError, Value};
+use super::resp::{self, Arg, RespError, Value};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +95,12 @@ impl Write for Wire {
 pub struct Conn {
     sock: Wire,
     buf: Vec<u8>,
+    /// The command being written (kept: no allocation per command once grown).
+    out: Vec<u8>,
+    /// Scratch for a caller's argument (a publication), kept like `out`.
+    scratch: Vec<u8>,
+    /// The last string [`Conn::interned`], shared while it repeats.
+    interned: Option<Arc<str>>,
     timeout: Duration,
 }
 
@@ -167,6 +173,9 @@ impl Conn {
         let mut c = Self {
             sock,
             buf: Vec::new(),
+            out: Vec::new(),
+            scratch: Vec::new(),
+            interned: None,
             timeout,
         };
         // Silence while logging in is a connection failure: nothing of the caller's was sent.
@@ -199,12 +208,61 @@ impl Conn {
 
     /// One command and its reply (an error reply is [`ConnError::Redis`]).
     pub fn query(&mut self, args: &[&[u8]]) -> Result<Value, ConnError> {
-        let mut out = Vec::new();
-        resp::command(&mut out, args);
-        self.send(&out)?;
-        match self.read_value(Instant::now() + self.timeout)? {
-            Value::Error(e) => Err(ConnError::Redis(String::from_utf8_lossy(&e).into_owned())),
-            v => Ok(v),
+        self.query_in_place(
+            |out| resp::command(out, args),
+            |reply| resp::parse(reply).ok().flatten().map(|(v, _)| v),
+        )
+    }
+
+    /// One command written by `write`, its reply read in place by `read` (one whole value;
+    /// `None`: not the expected shape). An error reply is [`ConnError::Redis`]. Nothing is
+    /// allocated once the connection's buffers have grown, unless `write` or `read` does.
+    pub fn query_in_place<T>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>),
+        read: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Result<T, ConnError> {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        write(&mut out);
+        let sent = self.send(&out);
+        self.out = out;
+        sent?;
+        let len = self.read_len(Instant::now() + self.timeout)?;
+        let reply = &self.buf[..len];
+        let r = if reply.first() == Some(&b'-') {
+            let text = &reply[1..len.saturating_sub(2)];
+            Err(ConnError::Redis(String::from_utf8_lossy(text).into_owned()))
+        } else {
+            read(reply).ok_or(ConnError::Unexpected("a reply of another shape"))
+        };
+        self.buf.drain(..len);
+        r
+    }
+
+    /// The connection's scratch buffer, emptied, to build an argument in; give it back with
+    /// [`Conn::put_scratch`] to keep its capacity.
+    pub fn take_scratch(&mut self) -> Vec<u8> {
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        s
+    }
+
+    pub fn put_scratch(&mut self, s: Vec<u8>) {
+        self.scratch = s;
+    }
+
+    /// `s` as a shared string: the one returned last time when it is the same (no allocation
+    /// while a connection keeps seeing one value, such as a channel's epoch). `None`: not UTF-8.
+    pub fn interned(&mut self, s: &[u8]) -> Option<Arc<str>> {
+        let s = std::str::from_utf8(s).ok()?;
+        match &self.interned {
+            Some(last) if &**last == s => Some(last.clone()),
+            _ => {
+                let new: Arc<str> = s.into();
+                self.interned = Some(new.clone());
+                Some(new)
+            }
         }
     }
 
@@ -236,11 +294,19 @@ impl Conn {
     }
 
     fn read_value(&mut self, deadline: Instant) -> Result<Value, ConnError> {
+        let len = self.read_len(deadline)?;
+        let (v, _) =
+            resp::parse(&self.buf[..len])?.ok_or(ConnError::Unexpected("a whole value"))?;
+        self.buf.drain(..len);
+        Ok(v)
+    }
+
+    /// Reads until `buf` starts with a whole value: its length.
+    fn read_len(&mut self, deadline: Instant) -> Result<usize, ConnError> {
         let mut chunk = [0u8; 16 << 10];
         loop {
-            if let Some((v, used)) = resp::parse(&self.buf)? {
-                self.buf.drain(..used);
-                return Ok(v);
+            if let Some(len) = resp::value_len(&self.buf)? {
+                return Ok(len);
             }
             if Instant::now() >= deadline {
                 return Err(ConnError::Timeout(self.timeout));
@@ -274,12 +340,38 @@ impl Script {
 
     /// Runs the script with `keys` and `args`.
     pub fn run(&self, c: &mut Conn, keys: &[&[u8]], args: &[&[u8]]) -> Result<Value, ConnError> {
-        let n = keys.len().to_string();
+        let (keys, args) = (
+            keys.iter().map(|k| Arg::Bytes(k)),
+            args.iter().map(|a| Arg::Bytes(a)),
+        );
+        self.run_in_place(c, keys, args, |reply| {
+            resp::parse(reply).ok().flatten().map(|(v, _)| v)
+        })
+    }
+
+    /// Runs the script with `keys` and `args`, its reply read in place by `read` (see
+    /// [`Conn::query_in_place`]): nothing allocated here.
+    pub fn run_in_place<'a, T>(
+        &self,
+        c: &mut Conn,
+        keys: impl ExactSizeIterator<Item = Arg<'a>> + Clone,
+        args: impl ExactSizeIterator<Item = Arg<'a>> + Clone,
+        read: impl Fn(&[u8]) -> Option<T>,
+    ) -> Result<T, ConnError> {
         let call = |c: &mut Conn, how: &[u8], what: &[u8]| {
-            let mut cmd: Vec<&[u8]> = vec![how, what, n.as_bytes()];
-            cmd.extend_from_slice(keys);
-            cmd.extend_from_slice(args);
-            c.query(&cmd)
+            let (keys, args) = (keys.clone(), args.clone());
+            c.query_in_place(
+                |out| {
+                    resp::push_command(out, 3 + keys.len() + args.len());
+                    resp::push_arg(out, Arg::Bytes(how));
+                    resp::push_arg(out, Arg::Bytes(what));
+                    resp::push_arg(out, Arg::Number(keys.len() as u64));
+                    for a in keys.chain(args) {
+                        resp::push_arg(out, a);
+                    }
+                },
+                &read,
+            )
         };
         match call(c, b"EVALSHA", self.sha.as_bytes()) {
             Err(ConnError::Redis(m)) if m.starts_with("NOSCRIPT") => {

@@ -22,12 +22,13 @@ pub enum MessageError {
     BadHeader,
 }
 
+/// What a push without offset is published after.
+pub const EVENT: &[u8] = b"e";
+
 /// A push without offset, as published.
+#[cfg(test)]
 pub fn event(push: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(push.len() + 1);
-    m.push(b'e');
-    m.extend_from_slice(push);
-    m
+    [EVENT, push].concat()
 }
 
 /// The offset (0: none) and the push that subscribers of `channel` get.

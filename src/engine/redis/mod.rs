@@ -52,10 +52,10 @@ use super::{
     Broker, EngineError, EngineReport, HistoryOptions, HistoryQuery, Outlet, PresenceEntry,
     PresenceManager, Stored, StreamPosition,
 };
-use crate::client_protocol::reply::{ClientInfo, Publication, publication_push};
+use crate::client_protocol::reply::{ClientInfo, Publication, write_publication_push};
 use conn::{Conn, ConnError};
 use pubsub::Subscriber;
-use resp::Value;
+use resp::{Arg, Value};
 
 /// How the engine reaches Redis.
 #[derive(Debug, Clone)]
@@ -303,13 +303,60 @@ impl RedisEngine {
         format!("{}.{kind}.{channel}", self.opts.prefix)
     }
 
+    /// `PUBLISH` of a push without offset ([`message`]'s `e<push>`) to the channel's nodes.
     fn publish_event(&self, channel: &str, push: &[u8]) -> Result<(), EngineError> {
-        let name = self.key("client", channel);
-        let msg = message::event(push);
         self.call("PUBLISH", |c| {
-            c.query(&[b"PUBLISH", name.as_bytes(), &msg]).map(drop)
+            publish_event_on(c, &self.opts.prefix, channel, push)
         })
     }
+}
+
+/// `PUBLISH <prefix>.client.<channel> e<push>`, written in place.
+fn publish_event_on(
+    c: &mut Conn,
+    prefix: &str,
+    channel: &str,
+    push: &[u8],
+) -> Result<(), ConnError> {
+    c.query_in_place(
+        |out| {
+            resp::push_command(out, 3);
+            resp::push_arg(out, Arg::Bytes(b"PUBLISH"));
+            resp::push_arg(
+                out,
+                Arg::Parts(&[prefix.as_bytes(), b".client.", channel.as_bytes()]),
+            );
+            resp::push_arg(out, Arg::Parts(&[message::EVENT, push]));
+        },
+        |_| Some(()),
+    )
+}
+
+/// A channel's epoch in case it has none yet (the publish script keeps the first): 8 random
+/// letters from a generator per thread, seeded from the OS once (no syscall, no allocation
+/// per publish). Not a secret: only different per stream lifetime.
+fn candidate_epoch() -> [u8; 8] {
+    thread_local!(static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+        let mut seed = [0u8; 8];
+        let _ = getrandom::fill(&mut seed);
+        u64::from_le_bytes(seed) | 1
+    }));
+    const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut x = STATE.with(|s| {
+        // xorshift64*
+        let mut x = s.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    });
+    let mut out = [0u8; 8];
+    for b in &mut out {
+        *b = LETTERS[(x % LETTERS.len() as u64) as usize];
+        x /= LETTERS.len() as u64;
+    }
+    out
 }
 
 impl Drop for RedisEngine {
@@ -426,54 +473,58 @@ impl Broker for RedisEngine {
         opts: HistoryOptions,
         _now: Instant,
     ) -> Result<Option<StreamPosition>, EngineError> {
-        if !opts.enabled() {
-            let push = publication_push(
-                channel,
-                &Publication {
-                    data,
-                    info,
-                    offset: 0,
-                },
-            );
-            self.publish_event(channel, &push)?;
-            return Ok(None);
-        }
-        let body = serde_json::to_vec(&Publication {
+        let publication = Publication {
             data,
             info,
             offset: 0,
-        })
-        .expect("serialising to a Vec cannot fail");
-        let meta_ttl = opts.meta_ttl_or_default();
-        let (stream, meta, pubsub) = (
-            self.key("stream", channel),
-            self.key("stream.meta", channel),
-            self.key("client", channel),
-        );
+        };
+        let (prefix, ch) = (self.opts.prefix.as_bytes(), channel.as_bytes());
+        if !opts.enabled() {
+            self.call("publish", |c| {
+                let mut push = c.take_scratch();
+                write_publication_push(&mut push, channel, &publication);
+                let r = publish_event_on(c, &self.opts.prefix, channel, &push);
+                c.put_scratch(push);
+                r
+            })?;
+            return Ok(None);
+        }
+        let candidate = candidate_epoch();
         let (size, ttl, meta_ttl) = (
-            opts.size.to_string(),
-            secs(opts.ttl).to_string(),
-            secs(meta_ttl).to_string(),
+            opts.size as u64,
+            secs(opts.ttl),
+            secs(opts.meta_ttl_or_default()),
         );
-        let epoch = new_epoch();
         let (offset, epoch) = self.call("publish", |c| {
-            let v = self.scripts.publish.run(
+            let mut body = c.take_scratch();
+            serde_json::to_writer(&mut body, &publication)
+                .expect("serialising to a Vec cannot fail");
+            let keys = [
+                Arg::Parts(&[prefix, b".stream.", ch]),
+                Arg::Parts(&[prefix, b".stream.meta.", ch]),
+                Arg::Parts(&[prefix, b".client.", ch]),
+            ];
+            let args = [
+                Arg::Bytes(&body),
+                Arg::Number(size),
+                Arg::Number(ttl),
+                Arg::Number(meta_ttl),
+                Arg::Bytes(&candidate),
+            ];
+            let r = self.scripts.publish.run_in_place(
                 c,
-                &[stream.as_bytes(), meta.as_bytes(), pubsub.as_bytes()],
-                &[
-                    &body,
-                    size.as_bytes(),
-                    ttl.as_bytes(),
-                    meta_ttl.as_bytes(),
-                    epoch.as_bytes(),
-                ],
-            )?;
-            scripts::publish_result(v).ok_or(ConnError::Unexpected("the publish script"))
+                keys.into_iter(),
+                args.into_iter(),
+                scripts::publish_reply,
+            );
+            c.put_scratch(body);
+            let (offset, epoch, len) = r?;
+            let epoch = c
+                .interned(&epoch[..len])
+                .ok_or(ConnError::Unexpected("the publish script"))?;
+            Ok((offset, epoch))
         })?;
-        Ok(Some(StreamPosition {
-            offset,
-            epoch: epoch.into(),
-        }))
+        Ok(Some(StreamPosition { offset, epoch }))
     }
 
     fn publish_presence_event(&self, channel: &str, join: bool, info: &ClientInfo<'_>) {
@@ -702,5 +753,19 @@ impl PresenceManager for RedisEngine {
         let entries = self.presence(channel);
         let users: std::collections::HashSet<&str> = entries.iter().map(|e| &*e.user).collect();
         (entries.len(), users.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn candidate_epochs_are_letters_and_differ() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let e = super::candidate_epoch();
+            assert!(e.iter().all(u8::is_ascii_alphabetic), "{e:?}");
+            seen.insert(e);
+        }
+        assert_eq!(seen.len(), 10_000, "52^8 values: no repeats in 10,000");
     }
 }

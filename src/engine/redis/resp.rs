@@ -52,14 +52,49 @@ fn int(digits: &[u8]) -> Result<i64, RespError> {
         .ok_or(RespError::Malformed("not an integer"))
 }
 
-fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize)>, RespError> {
+/// A value's type byte, its header line (length or content) and where the rest starts.
+type Header<'a> = (u8, &'a [u8], usize);
+
+/// The header of the value at `at`; `None` while incomplete.
+fn header(buf: &[u8], at: usize) -> Result<Option<Header<'_>>, RespError> {
     let Some(&kind) = buf.get(at) else {
         return Ok(None);
     };
-    let Some((head, next)) = line(buf, at + 1) else {
-        if buf.len() - at > 64 + 1 && kind != b'+' && kind != b'-' {
-            return Err(RespError::Malformed("header line too long"));
+    match line(buf, at + 1) {
+        Some((head, next)) => Ok(Some((kind, head, next))),
+        None if buf.len() - at > 64 + 1 && kind != b'+' && kind != b'-' => {
+            Err(RespError::Malformed("header line too long"))
         }
+        None => Ok(None),
+    }
+}
+
+/// A bulk string of `n` bytes (`n` from its header) starting at `next`: where it ends
+/// (after its CRLF); `None` while incomplete.
+fn bulk_end(buf: &[u8], next: usize, n: usize) -> Result<Option<usize>, RespError> {
+    if n > MAX_BULK {
+        return Err(RespError::TooLarge(n));
+    }
+    if buf.len() < next + n + 2 {
+        return Ok(None);
+    }
+    if &buf[next + n..next + n + 2] != b"\r\n" {
+        return Err(RespError::Malformed("bulk string not ended by CRLF"));
+    }
+    Ok(Some(next + n + 2))
+}
+
+/// An array's length from its header (negative: the null array), within the bounds.
+fn array_len(head: &[u8], depth: usize) -> Result<i64, RespError> {
+    let n = int(head)?;
+    if n > MAX_ARRAY as i64 || depth >= MAX_DEPTH {
+        return Err(RespError::Malformed("array too long or too deep"));
+    }
+    Ok(n)
+}
+
+fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize)>, RespError> {
+    let Some((kind, head, next)) = header(buf, at)? else {
         return Ok(None);
     };
     match kind {
@@ -72,27 +107,13 @@ fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize)
                 return Ok(Some((Value::Bulk(None), next)));
             }
             let n = n as usize;
-            if n > MAX_BULK {
-                return Err(RespError::TooLarge(n));
-            }
-            if buf.len() < next + n + 2 {
-                return Ok(None);
-            }
-            if &buf[next + n..next + n + 2] != b"\r\n" {
-                return Err(RespError::Malformed("bulk string not ended by CRLF"));
-            }
-            Ok(Some((
-                Value::Bulk(Some(buf[next..next + n].to_vec())),
-                next + n + 2,
-            )))
+            Ok(bulk_end(buf, next, n)?
+                .map(|end| (Value::Bulk(Some(buf[next..next + n].to_vec())), end)))
         }
         b'*' => {
-            let n = int(head)?;
+            let n = array_len(head, depth)?;
             if n < 0 {
                 return Ok(Some((Value::Array(None), next)));
-            }
-            if n as usize > MAX_ARRAY || depth >= MAX_DEPTH {
-                return Err(RespError::Malformed("array too long or too deep"));
             }
             let mut items = Vec::with_capacity(n as usize);
             let mut pos = next;
@@ -111,13 +132,114 @@ fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize)
     }
 }
 
+/// How many bytes the value at the start of `buf` takes, checked as [`parse`] checks it but
+/// without building it (nothing allocated); `None` while incomplete.
+pub fn value_len(buf: &[u8]) -> Result<Option<usize>, RespError> {
+    skip_at(buf, 0, 0)
+}
+
+fn skip_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<usize>, RespError> {
+    let Some((kind, head, next)) = header(buf, at)? else {
+        return Ok(None);
+    };
+    match kind {
+        b'+' | b'-' => Ok(Some(next)),
+        b':' => int(head).map(|_| Some(next)),
+        b'$' => match int(head)? {
+            n if n < 0 => Ok(Some(next)),
+            n => bulk_end(buf, next, n as usize),
+        },
+        b'*' => {
+            let mut pos = next;
+            for _ in 0..array_len(head, depth)?.max(0) {
+                match skip_at(buf, pos, depth + 1)? {
+                    Some(p) => pos = p,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(pos))
+        }
+        _ => Err(RespError::Malformed("unknown type byte")),
+    }
+}
+
+/// An integer and a bulk string, the reply `{integer, string}` of a script, read in place
+/// from one whole value (as [`value_len`] delimits it). `None` for any other shape.
+pub fn int_and_bulk(value: &[u8]) -> Option<(i64, &[u8])> {
+    let (kind, head, next) = header(value, 0).ok()??;
+    if kind != b'*' || head != b"2" {
+        return None;
+    }
+    let (kind, head, next) = header(value, next).ok()??;
+    if kind != b':' {
+        return None;
+    }
+    let n = int(head).ok()?;
+    let (kind, head, next) = header(value, next).ok()??;
+    let len = usize::try_from(int(head).ok()?).ok()?;
+    (kind == b'$' && value.len() >= next + len).then(|| (n, &value[next..next + len]))
+}
+
+/// One argument of a command: bytes, bytes in parts (a key name: prefix, kind, channel),
+/// or a number.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Bytes(&'a [u8]),
+    Parts(&'a [&'a [u8]]),
+    Number(u64),
+}
+
+/// Writes `n` in decimal without allocating.
+fn push_number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn push_line(out: &mut Vec<u8>, kind: u8, n: u64) {
+    out.push(kind);
+    push_number(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Starts a command of `args` arguments (then [`push_arg`] each).
+pub fn push_command(out: &mut Vec<u8>, args: usize) {
+    push_line(out, b'*', args as u64);
+}
+
+/// One argument as a bulk string.
+pub fn push_arg(out: &mut Vec<u8>, arg: Arg<'_>) {
+    match arg {
+        Arg::Bytes(b) => push_arg(out, Arg::Parts(&[b])),
+        Arg::Parts(parts) => {
+            push_line(out, b'$', parts.iter().map(|p| p.len() as u64).sum());
+            for p in parts {
+                out.extend_from_slice(p);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        Arg::Number(n) => {
+            let len = if n == 0 { 1 } else { n.ilog10() as u64 + 1 };
+            push_line(out, b'$', len);
+            push_number(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
 /// Encodes a command as a RESP array of bulk strings.
 pub fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    push_command(out, args.len());
     for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
+        push_arg(out, Arg::Bytes(a));
     }
 }
 
@@ -202,10 +324,54 @@ mod tests {
         assert_eq!(parse(&out).unwrap().unwrap().1, out.len());
     }
 
+    #[test]
+    fn arguments_in_parts_and_numbers() {
+        let mut out = Vec::new();
+        push_command(&mut out, 4);
+        push_arg(&mut out, Arg::Parts(&[b"rc", b".stream.", b"chat:a"]));
+        push_arg(&mut out, Arg::Number(0));
+        push_arg(&mut out, Arg::Number(18_446_744_073_709_551_615));
+        push_arg(&mut out, Arg::Bytes(b""));
+        assert_eq!(
+            out,
+            &b"*4\r\n$16\r\nrc.stream.chat:a\r\n$1\r\n0\r\n$20\r\n18446744073709551615\r\n$0\r\n\r\n"[..]
+        );
+        for n in [1, 9, 10, 99, 100, 12345] {
+            let mut a = Vec::new();
+            push_arg(&mut a, Arg::Number(n));
+            let mut b = Vec::new();
+            push_arg(&mut b, Arg::Bytes(n.to_string().as_bytes()));
+            assert_eq!(a, b, "{n}");
+        }
+    }
+
+    #[test]
+    fn a_script_reply_read_in_place() {
+        let m = b"*2\r\n:17\r\n$8\r\nAbCdEfGh\r\n";
+        assert_eq!(value_len(m), Ok(Some(m.len())));
+        assert_eq!(int_and_bulk(m), Some((17, &b"AbCdEfGh"[..])));
+        for other in [
+            &b":17\r\n"[..],
+            b"*1\r\n:17\r\n",
+            b"*2\r\n$1\r\na\r\n:1\r\n",
+        ] {
+            assert_eq!(int_and_bulk(other), None, "{other:?}");
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
             let _ = parse(&bytes);
+            let _ = int_and_bulk(&bytes);
+        }
+
+        /// The scan and the parser agree on every input: same length, same errors.
+        #[test]
+        fn value_len_agrees_with_parse(bytes in proptest::collection::vec(
+            proptest::sample::select(&b"*$:+-0123\r\nab"[..]), 0..48)) {
+            let parsed = parse(&bytes).map(|v| v.map(|(_, n)| n));
+            proptest::prop_assert_eq!(value_len(&bytes), parsed);
         }
     }
 }

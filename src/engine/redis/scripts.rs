@@ -124,18 +124,17 @@ fn bulk(v: Value) -> Option<Vec<u8>> {
     }
 }
 
-/// The publish script's reply: (offset, epoch).
-pub fn publish_result(v: Value) -> Option<(u64, String)> {
-    let Value::Array(Some(items)) = v else {
-        return None;
-    };
-    let mut it = items.into_iter();
-    let offset = match it.next()? {
-        Value::Int(n) if n > 0 => n as u64,
-        _ => return None,
-    };
-    let epoch = String::from_utf8(bulk(it.next()?)?).ok()?;
-    Some((offset, epoch))
+/// The longest epoch read in place from the publish script's reply (ours are 8 letters).
+pub const MAX_EPOCH: usize = 64;
+
+/// The publish script's reply, read in place: the offset and the epoch (copied to the stack:
+/// its bytes and length).
+pub fn publish_reply(reply: &[u8]) -> Option<(u64, [u8; MAX_EPOCH], usize)> {
+    let (offset, epoch) = super::resp::int_and_bulk(reply)?;
+    let offset = u64::try_from(offset).ok().filter(|&o| o > 0)?;
+    let mut copy = [0u8; MAX_EPOCH];
+    copy.get_mut(..epoch.len())?.copy_from_slice(epoch);
+    Some((offset, copy, epoch.len()))
 }
 
 /// An array of bulk strings (`HVALS`).
@@ -225,9 +224,20 @@ mod tests {
 
     #[test]
     fn publish_presence_and_hash_replies() {
-        let v = Value::Array(Some(vec![Value::Int(3), b(b"epochxyz")]));
-        assert_eq!(publish_result(v), Some((3, "epochxyz".into())));
-        assert_eq!(publish_result(Value::Int(3)), None);
+        let (offset, epoch, len) = publish_reply(b"*2\r\n:3\r\n$8\r\nepochxyz\r\n").unwrap();
+        assert_eq!((offset, &epoch[..len]), (3, &b"epochxyz"[..]));
+        assert_eq!(publish_reply(b":3\r\n"), None);
+        assert_eq!(
+            publish_reply(b"*2\r\n:0\r\n$1\r\ne\r\n"),
+            None,
+            "offsets start at 1"
+        );
+        let long = format!("*2\r\n:3\r\n$65\r\n{}\r\n", "e".repeat(65));
+        assert_eq!(
+            publish_reply(long.as_bytes()),
+            None,
+            "an epoch over {MAX_EPOCH} bytes"
+        );
         let v = Value::Array(Some(vec![b(b"k1"), b(b"v1"), b(b"k2"), b(b"v2")]));
         assert_eq!(
             pairs(v),
