@@ -4,13 +4,15 @@
 //! grow once), publishes into a channel with history and into one without allocate nothing:
 //! the command is written into the connection's buffer (key names in parts, numbers in place),
 //! the publication into its scratch buffer, the reply read in place, the epoch shared while it
-//! repeats.
+//! repeats. On the node's subscriber thread, each publication coming back from Redis costs one
+//! allocation: the frame its subscribers share (the outlet's).
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -46,12 +48,25 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
-struct Nowhere;
-impl Outlet for Nowhere {
+/// Notes, at each delivery, the delivering thread's allocation count (from the 100th on).
+#[derive(Default)]
+struct Counted {
+    delivered: AtomicU64,
+    first: AtomicU64,
+    last: AtomicU64,
+}
+
+impl Outlet for Counted {
     fn frame(&self, push: &[u8]) -> Bytes {
         Bytes::copy_from_slice(push)
     }
-    fn deliver(&self, _: &str, _: u64, _: Bytes) {}
+    fn deliver(&self, _: &str, _: u64, _: Bytes) {
+        let n = self.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 100 {
+            self.first.store(allocations(), Ordering::Relaxed);
+        }
+        self.last.store(allocations(), Ordering::Relaxed);
+    }
 }
 
 #[test]
@@ -59,8 +74,9 @@ fn a_publish_allocates_nothing_on_the_calling_thread() {
     let Some(redis) = common::redis::Redis::start() else {
         return;
     };
+    let outlet = Arc::new(Counted::default());
     let engine = RedisEngine::start(
-        Arc::new(Nowhere),
+        outlet.clone(),
         RedisOptions {
             address: redis.address(),
             prefix: "allocs".into(),
@@ -87,6 +103,8 @@ fn a_publish_allocates_nothing_on_the_calling_thread() {
             .publish(channel, &data, None, opts, Instant::now())
             .expect("published")
     };
+    engine.node_subscribe("chat:a").unwrap();
+    engine.node_subscribe("live:a").unwrap();
     for _ in 0..10 {
         publish(history, "chat:a");
         publish(none, "live:a");
@@ -109,6 +127,21 @@ fn a_publish_allocates_nothing_on_the_calling_thread() {
         without as f64 / N as f64
     );
     assert_eq!(last, 10 + N, "every publish got the next offset");
+    let all = 2 * (10 + N);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outlet.delivered.load(Ordering::Relaxed) < all {
+        assert!(Instant::now() < deadline, "every publication came back");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let received = outlet.last.load(Ordering::Relaxed) - outlet.first.load(Ordering::Relaxed);
+    let per_message = received as f64 / (all - 100) as f64;
+    println!("allocations per publication received on the subscriber thread: {per_message:.2}");
+    // The reader's buffer may still grow once or twice (a burst larger than it held so far).
+    assert!(
+        (all - 100..=all - 100 + 4).contains(&received),
+        "one allocation per publication received (the shared frame): {received} for {}",
+        all - 100
+    );
     assert_eq!(with_history, 0, "{N} publishes with history");
     assert_eq!(without, 0, "{N} publishes without history");
 }

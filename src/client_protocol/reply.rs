@@ -251,13 +251,12 @@ fn pub_push_head(out: &mut Vec<u8>, channel: &str) {
     out.extend_from_slice(b",\"pub\":");
 }
 
-/// The `pub` push around an already encoded publication object (one from another node).
-pub fn publication_frame_around(channel: &str, publication: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + channel.len() + publication.len());
-    pub_push_head(&mut out, channel);
+/// Appends the `pub` push around an already encoded publication object (one from another
+/// node) to `out`.
+pub fn write_publication_push_around(out: &mut Vec<u8>, channel: &str, publication: &[u8]) {
+    pub_push_head(out, channel);
     out.extend_from_slice(publication);
     out.extend_from_slice(b"}}");
-    out
 }
 
 /// The `pub` push and where the publication object sits in it (history keeps that slice of

@@ -9,7 +9,7 @@
 //! Each receiving node turns a message into the client protocol push once and shares it with
 //! all its subscribers. Must not: do I/O.
 
-use crate::client_protocol::reply::publication_frame_around;
+use crate::client_protocol::reply::write_publication_push_around;
 
 /// Why a message from Redis was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,11 +31,17 @@ pub fn event(push: &[u8]) -> Vec<u8> {
     [EVENT, push].concat()
 }
 
-/// The offset (0: none) and the push that subscribers of `channel` get.
-pub fn decode(channel: &str, payload: &[u8]) -> Result<(u64, Vec<u8>), MessageError> {
+/// The offset (0: none) and the push that subscribers of `channel` get: the message's own
+/// bytes for an event, written into `scratch` for a publication (nothing allocated once
+/// `scratch` has grown).
+pub fn decode<'a>(
+    channel: &str,
+    payload: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> Result<(u64, &'a [u8]), MessageError> {
     let (&kind, rest) = payload.split_first().ok_or(MessageError::Empty)?;
     match kind {
-        b'e' => Ok((0, rest.to_vec())),
+        b'e' => Ok((0, rest)),
         b'p' => {
             let mut parts = rest.splitn(3, |&b| b == b':');
             let (Some(offset), Some(_epoch), Some(publication)) =
@@ -48,7 +54,9 @@ pub fn decode(channel: &str, payload: &[u8]) -> Result<(u64, Vec<u8>), MessageEr
                 .and_then(|s| s.parse::<u64>().ok())
                 .filter(|&o| o > 0)
                 .ok_or(MessageError::BadHeader)?;
-            Ok((offset, publication_frame_around(channel, publication)))
+            scratch.clear();
+            write_publication_push_around(scratch, channel, publication);
+            Ok((offset, &scratch[..]))
         }
         other => Err(MessageError::UnknownKind(other as char)),
     }
@@ -72,21 +80,36 @@ mod tests {
             },
         );
         let msg = b"p7:AbCdEfGh:{\"data\":{\"text\":\"hi\"},\"offset\":7}";
-        assert_eq!(decode("news", msg), Ok((7, expected)));
+        assert_eq!(decode("news", msg, &mut Vec::new()), Ok((7, &expected[..])));
     }
 
     #[test]
     fn events_pass_whole() {
         let push = b"{\"push\":{\"channel\":\"a\",\"join\":{}}}";
-        assert_eq!(decode("a", &event(push)), Ok((0, push.to_vec())));
+        assert_eq!(
+            decode("a", &event(push), &mut Vec::new()),
+            Ok((0, &push[..]))
+        );
     }
 
     #[test]
     fn bad_messages_are_named() {
-        assert_eq!(decode("a", b""), Err(MessageError::Empty));
-        assert_eq!(decode("a", b"x{}"), Err(MessageError::UnknownKind('x')));
-        assert_eq!(decode("a", b"p7:{}"), Err(MessageError::BadHeader));
-        assert_eq!(decode("a", b"p0:e:{}"), Err(MessageError::BadHeader));
-        assert_eq!(decode("a", b"pX:e:{}"), Err(MessageError::BadHeader));
+        assert_eq!(decode("a", b"", &mut Vec::new()), Err(MessageError::Empty));
+        assert_eq!(
+            decode("a", b"x{}", &mut Vec::new()),
+            Err(MessageError::UnknownKind('x'))
+        );
+        assert_eq!(
+            decode("a", b"p7:{}", &mut Vec::new()),
+            Err(MessageError::BadHeader)
+        );
+        assert_eq!(
+            decode("a", b"p0:e:{}", &mut Vec::new()),
+            Err(MessageError::BadHeader)
+        );
+        assert_eq!(
+            decode("a", b"pX:e:{}", &mut Vec::new()),
+            Err(MessageError::BadHeader)
+        );
     }
 }

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use super::address::RedisAddress;
 use super::conn::Conn;
 use super::link::{LinkReader, LinkWriter};
-use super::resp::{self, Value};
+use super::resp;
 use crate::engine::{EngineError, Outlet};
 
 /// How long a first subscriber waits for Redis to confirm the node's subscription.
@@ -260,6 +260,7 @@ impl Subscriber {
     fn read_loop(&self, sock: &mut LinkReader) -> Result<(), String> {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut chunk = vec![0u8; READ_CHUNK];
+        let mut scratch = Vec::new();
         loop {
             let n = match sock.read(&mut chunk) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -270,42 +271,41 @@ impl Subscriber {
             }
             buf.extend_from_slice(&chunk[..n]);
             let mut at = 0;
-            while let Some((v, used)) = resp::parse(&buf[at..]).map_err(|e| e.to_string())? {
+            while let Some(used) = resp::value_len(&buf[at..]).map_err(|e| e.to_string())? {
+                self.on_value(&buf[at..at + used], &mut scratch);
                 at += used;
-                self.on_value(v);
             }
             buf.drain(..at);
         }
     }
 
-    fn on_value(&self, v: Value) {
-        let Value::Array(Some(items)) = v else {
-            if let Value::Error(e) = v {
-                warn!(redis = %self.target, "Redis subscriber got an error: {}", String::from_utf8_lossy(&e));
-            }
+    /// One whole value from Redis, read in place; `scratch` for building a push.
+    fn on_value(&self, value: &[u8], scratch: &mut Vec<u8>) {
+        if let Some(error) = value.strip_prefix(b"-") {
+            warn!(redis = %self.target, "Redis subscriber got an error: {}", String::from_utf8_lossy(error).trim_end());
+            return;
+        }
+        let Some([Some(kind), Some(name), third]) = resp::leading_bulks(value) else {
             return;
         };
-        let mut it = items.into_iter();
-        let (Some(Value::Bulk(Some(kind))), Some(Value::Bulk(Some(name)))) = (it.next(), it.next())
-        else {
-            return;
-        };
-        match &kind[..] {
+        match kind {
             b"message" => {
-                if let Some(Value::Bulk(Some(payload))) = it.next() {
-                    self.on_message(&name, &payload);
+                if let Some(payload) = third {
+                    self.on_message(name, payload, scratch);
                 }
             }
             b"subscribe" | b"unsubscribe" => {
-                let name = String::from_utf8_lossy(&name).into_owned();
+                let Ok(name) = std::str::from_utf8(name) else {
+                    return;
+                };
                 let mut st = lock(&self.state);
-                if st.pending.front() == Some(&name) {
+                if st.pending.front().is_some_and(|p| p == name) {
                     st.pending.pop_front();
                 }
-                if let Some(c) = st.channels.get_mut(&name) {
+                if let Some(c) = st.channels.get_mut(name) {
                     c.pending = c.pending.saturating_sub(1);
                     if c.workers == 0 && c.pending == 0 {
-                        st.channels.remove(&name);
+                        st.channels.remove(name);
                     }
                 }
                 self.changed.notify_all();
@@ -314,7 +314,7 @@ impl Subscriber {
         }
     }
 
-    fn on_message(&self, name: &[u8], payload: &[u8]) {
+    fn on_message(&self, name: &[u8], payload: &[u8], scratch: &mut Vec<u8>) {
         if name == self.control_name.as_bytes() {
             self.outlet.control(payload);
             return;
@@ -325,10 +325,10 @@ impl Subscriber {
         else {
             return;
         };
-        match super::message::decode(channel, payload) {
+        match super::message::decode(channel, payload, scratch) {
             Ok((offset, push)) => self
                 .outlet
-                .deliver(channel, offset, self.outlet.frame(&push)),
+                .deliver(channel, offset, self.outlet.frame(push)),
             Err(e) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 warn!(channel, "Redis message not understood, dropped: {e}");

@@ -180,6 +180,30 @@ pub fn int_and_bulk(value: &[u8]) -> Option<(i64, &[u8])> {
     (kind == b'$' && value.len() >= next + len).then(|| (n, &value[next..next + len]))
 }
 
+/// The first three elements of an array as bulk strings, read in place from one whole value
+/// (as [`value_len`] delimits it): a pub/sub push (`message`, channel, payload; `subscribe`,
+/// channel, count). `None` when it is not an array; an element that is missing or not a bulk
+/// string is `None`.
+pub fn leading_bulks(value: &[u8]) -> Option<[Option<&[u8]>; 3]> {
+    let (kind, head, mut pos) = header(value, 0).ok()??;
+    if kind != b'*' {
+        return None;
+    }
+    let n = int(head).ok()?.max(0) as usize;
+    let mut out = [None; 3];
+    for slot in out.iter_mut().take(n) {
+        let (kind, head, next) = header(value, pos).ok()??;
+        if kind == b'$' {
+            let len = usize::try_from(int(head).ok()?).ok();
+            if let Some(len) = len {
+                *slot = value.get(next..next + len);
+            }
+        }
+        pos = skip_at(value, pos, 1).ok()??;
+    }
+    Some(out)
+}
+
 /// One argument of a command: bytes, bytes in parts (a key name: prefix, kind, channel),
 /// or a number.
 #[derive(Debug, Clone, Copy)]
@@ -346,6 +370,25 @@ mod tests {
     }
 
     #[test]
+    fn pushes_read_in_place() {
+        let m = b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n";
+        assert_eq!(
+            leading_bulks(m),
+            Some([Some(&b"message"[..]), Some(&b"ch"[..]), Some(&b"hello"[..])])
+        );
+        let s = b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n";
+        assert_eq!(
+            leading_bulks(s),
+            Some([Some(&b"subscribe"[..]), Some(&b"a"[..]), None])
+        );
+        assert_eq!(
+            leading_bulks(b"*1\r\n$1\r\na\r\n"),
+            Some([Some(&b"a"[..]), None, None])
+        );
+        assert_eq!(leading_bulks(b"-ERR x\r\n"), None);
+    }
+
+    #[test]
     fn a_script_reply_read_in_place() {
         let m = b"*2\r\n:17\r\n$8\r\nAbCdEfGh\r\n";
         assert_eq!(value_len(m), Ok(Some(m.len())));
@@ -364,6 +407,9 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
             let _ = parse(&bytes);
             let _ = int_and_bulk(&bytes);
+            if let Ok(Some(n)) = value_len(&bytes) {
+                let _ = leading_bulks(&bytes[..n]);
+            }
         }
 
         /// The scan and the parser agree on every input: same length, same errors.
