@@ -98,6 +98,35 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// One node in `info`'s answer (Centrifugo's fields): its figures, with its uptime.
+#[derive(serde::Serialize)]
+struct NodeInfo<'a> {
+    uid: &'a str,
+    name: &'a str,
+    version: &'a str,
+    /// Seconds since the node started.
+    uptime: u64,
+    num_clients: u64,
+    num_users: u64,
+    num_channels: u64,
+    num_subs: u64,
+}
+
+impl<'a> NodeInfo<'a> {
+    fn of(f: &'a crate::cluster::NodeFigures, now_unix: u64) -> Self {
+        Self {
+            uid: &f.uid,
+            name: &f.name,
+            version: &f.version,
+            uptime: now_unix.saturating_sub(f.started),
+            num_clients: f.num_clients,
+            num_users: f.num_users,
+            num_channels: f.num_channels,
+            num_subs: f.num_subs,
+        }
+    }
+}
+
 fn publish_result(p: &Option<StreamPosition>) -> Vec<u8> {
     json(
         &p.as_ref()
@@ -242,12 +271,13 @@ impl Api {
     }
 
     /// Whether a batch body contains a method that needs a survey.
-    pub fn batch_needs_survey(body: &[u8]) -> bool {
+    /// Whether a batch (its body) has a command whose method is `which`.
+    pub fn batch_has(body: &[u8], which: fn(Method) -> bool) -> bool {
         serde_json::from_slice::<BatchRequest<'_>>(body).is_ok_and(|b| {
             b.commands
                 .iter()
                 .flat_map(|c| c.keys())
-                .any(|k| Method::parse(k).is_some_and(Method::needs_survey))
+                .any(|k| Method::parse(k).is_some_and(which))
         })
     }
 
@@ -391,17 +421,10 @@ impl Api {
                 decode::<serde::de::IgnoredAny>(body)?;
                 let survey = survey.ok_or_else(|| no_survey(method))?;
                 let mine = self.node.figures(survey);
-                let nodes: Vec<serde_json::Value> = std::iter::once(mine)
-                    .chain(host.other_nodes())
-                    .map(|f| {
-                        let uptime = now.1.saturating_sub(f.started);
-                        let mut v = serde_json::to_value(f).expect("figures are JSON");
-                        v["uptime"] = uptime.into();
-                        if let Some(o) = v.as_object_mut() {
-                            o.remove("started");
-                        }
-                        v
-                    })
+                let others = host.other_nodes();
+                let nodes: Vec<NodeInfo<'_>> = std::iter::once(&mine)
+                    .chain(&others)
+                    .map(|f| NodeInfo::of(f, now.1))
                     .collect();
                 Ok(json(&serde_json::json!({ "nodes": nodes })))
             }

@@ -186,14 +186,16 @@ async fn api(req: Request<Incoming>, state: &State, tail: &str) -> Response<Body
     } else {
         (Method::parse(name), false)
     };
-    let needs_survey = match method {
-        Some(Method::Batch) => Api::batch_needs_survey(&body),
-        Some(m) => m.needs_survey(),
+    // What to survey: this node's workers for `channels` and `info`, the other nodes too for
+    // `channels` only.
+    let has = |which: fn(Method) -> bool| match method {
+        Some(Method::Batch) => Api::batch_has(&body, which),
+        Some(m) => which(m),
         None => false,
     };
-    let surveyed = if needs_survey {
+    let surveyed = if has(Method::needs_survey) {
         let mut s = survey(&state.shared).await;
-        if method != Some(Method::Info) {
+        if has(|m| m == Method::Channels) {
             s.elsewhere = survey_nodes(&state.shared).await;
         }
         Some(s)

@@ -456,8 +456,12 @@ fn batches_answer_each_command() {
     assert_eq!(replies[1]["error"]["code"], 102);
     assert_eq!(replies[2]["error"]["code"], 104);
     assert_eq!(replies[3]["presence_stats"]["num_clients"], 0);
-    assert!(Api::batch_needs_survey(br#"{"commands":[{"info":{}}]}"#));
-    assert!(!Api::batch_needs_survey(body.as_bytes()));
+    assert!(Api::batch_has(
+        br#"{"commands":[{"info":{}}]}"#,
+        Method::needs_survey
+    ));
+    assert!(!Api::batch_has(body.as_bytes(), Method::needs_survey));
+    assert!(!Api::batch_has(br#"{"commands":[{"info":{}}]}"#, |m| m == Method::Channels));
 }
 
 #[test]
