@@ -2,8 +2,9 @@
 //! tests/common/redis.rs; the server API called with curl): an API `disconnect`, `subscribe`
 //! or `unsubscribe` made through one node reaches the user on the other; a ban through one node
 //! closes the user on the other and keeps them out there and at a node started later, a mute
-//! holds there, an unban lets them back; `info` on one node lists both with their figures, and
-//! `channels` the channels of both.
+//! holds there, an unban lets them back; a status set on one node shows at a node started
+//! later; `info` on one node lists both with their figures, and `channels` the channels of
+//! both.
 
 mod common;
 
@@ -25,6 +26,7 @@ personal_channel_namespace = "personal"
 name = "room"
 allow_subscribe_for_client = true
 allow_publish_for_subscriber = true
+presence = true
 history_size = 100
 history_ttl = "300s"
 
@@ -280,6 +282,51 @@ async fn info_on_one_node_lists_every_node() {
 }
 
 /// Retries `f` for up to 5 s until it gives something.
+/// Amy's status in `room:lobby`'s presence as `node`'s API answers it (None: online).
+fn status_at(node: &TestServer) -> Option<String> {
+    let p = api(node, "presence", json!({"channel": "room:lobby"}));
+    let entries = p["result"]["presence"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{p}"));
+    let amy = entries
+        .values()
+        .find(|e| e["user"] == "amy")
+        .unwrap_or_else(|| panic!("amy present: {p}"));
+    amy["conn_info"]["status"].as_str().map(str::to_owned)
+}
+
+/// A status is kept in Redis while it is not online: a node started after it was set shows it
+/// when the user connects there; back online, a node started then knows of none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_set_on_one_node_shows_at_a_node_started_later() {
+    let Some(redis) = Redis::start() else { return };
+    let a = node(&redis);
+    let mut amy = Client::connect(&a, SECRET, "amy").await;
+    let r = amy
+        .call(json!({"rpc": {"method": "status.set", "data": {"status": "busy"}}}))
+        .await;
+    assert_eq!(r["rpc"]["data"]["status"], "busy", "{r}");
+
+    let c = node(&redis);
+    let mut there = Client::connect(&c, SECRET, "amy").await;
+    let r = there
+        .call(json!({"subscribe": {"channel": "room:lobby"}}))
+        .await;
+    assert!(r.get("subscribe").is_some(), "{r}");
+    assert_eq!(status_at(&c).as_deref(), Some("busy"));
+
+    let r = amy
+        .call(json!({"rpc": {"method": "status.set", "data": {"status": "online"}}}))
+        .await;
+    assert_eq!(r["rpc"]["data"]["status"], "online", "{r}");
+    let d = node(&redis);
+    let mut later = Client::connect(&d, SECRET, "amy").await;
+    later
+        .call(json!({"subscribe": {"channel": "room:lobby"}}))
+        .await;
+    assert_eq!(status_at(&d), None, "online again: nothing kept");
+}
+
 async fn wait_for<T, F, Fut>(mut f: F) -> T
 where
     F: FnMut() -> Fut,

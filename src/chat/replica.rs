@@ -1,8 +1,9 @@
 //! Chat state that other nodes must share (with an engine several nodes share): what one node
 //! decided — a sanction and its record, a status, a reaction — the others apply as it is, so a
-//! user banned through one node is banned at every node. Live sanctions are also kept in the
-//! engine (one entry per mute or ban, forgotten when lifted), so a node that starts later
-//! turns away whom the others banned. Sans-io: the change, how a node applies it, what is kept
+//! user banned through one node is banned at every node. Live sanctions and statuses are also
+//! kept in the engine (one entry per mute, ban or status other than online; forgotten when
+//! lifted or back online), so a node that starts later turns away whom the others banned and
+//! shows the statuses users set elsewhere. Sans-io: the change, how a node applies it, what is kept
 //! and how it is restored; the server carries them through the engine.
 //!
 //! Must not: decide anything (permissions, roles and bounds of a request were checked by the
@@ -15,6 +16,8 @@ use super::{ChatState, Status};
 
 /// The engine set live sanctions are kept in.
 pub const SANCTIONS_SET: &str = "chat.sanctions";
+/// The engine set statuses other than online are kept in (by user).
+pub const STATUSES_SET: &str = "chat.statuses";
 
 /// One change of chat state, as the deciding node made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,26 +42,34 @@ pub enum ChatChange {
     },
 }
 
-/// What a change means for the kept sanctions: a mute or a ban is kept under its key (the
-/// change itself as JSON), an unmute or an unban forgets it; `None` for anything else.
-pub fn kept_sanction(change: &ChatChange) -> Option<(String, Option<Vec<u8>>)> {
-    let ChatChange::Moderation { user, record } = change else {
-        return None;
-    };
-    let (kind, keep) = match record.action {
-        Action::Mute => ("mute", true),
-        Action::Ban => ("ban", true),
-        Action::Unmute => ("mute", false),
-        Action::Unban => ("ban", false),
-        Action::Warn | Action::Kick => return None,
-    };
-    // User names have no `|` (moderate::valid_user); the scope may.
-    let key = format!(
-        "{kind}|{user}|{}",
-        record.scope.channel().unwrap_or_default()
-    );
-    let value = keep.then(|| serde_json::to_vec(change).expect("a change is JSON"));
-    Some((key, value))
+/// What a change means for kept state: the set, the key, and the value to keep (the change
+/// itself as JSON) or `None` to forget it. A mute or a ban is kept, an unmute or unban forgets
+/// it; a status is kept under its user, online forgets it; `None` for anything else.
+pub fn kept_change(change: &ChatChange) -> Option<(&'static str, String, Option<Vec<u8>>)> {
+    let json = || serde_json::to_vec(change).expect("a change is JSON");
+    match change {
+        ChatChange::Moderation { user, record } => {
+            let (kind, keep) = match record.action {
+                Action::Mute => ("mute", true),
+                Action::Ban => ("ban", true),
+                Action::Unmute => ("mute", false),
+                Action::Unban => ("ban", false),
+                Action::Warn | Action::Kick => return None,
+            };
+            // User names have no `|` (moderate::valid_user); the scope may.
+            let key = format!(
+                "{kind}|{user}|{}",
+                record.scope.channel().unwrap_or_default()
+            );
+            Some((SANCTIONS_SET, key, keep.then(json)))
+        }
+        ChatChange::Status { user, status } => Some((
+            STATUSES_SET,
+            user.clone(),
+            (*status != Status::Online).then(json),
+        )),
+        ChatChange::Reaction { .. } => None,
+    }
 }
 
 impl ChatState {
@@ -82,6 +93,30 @@ impl ChatState {
                 Ok(_) => stale.push((key, value)),
                 Err(e) => {
                     tracing::warn!(%key, "a kept sanction cannot be read, forgotten: {e}");
+                    stale.push((key, value));
+                }
+            }
+        }
+        (installed, stale)
+    }
+
+    /// Installs kept statuses at start. Returns how many were installed and the entries that
+    /// cannot be read, for the caller to forget.
+    pub fn restore_statuses(
+        &mut self,
+        kept: Vec<(String, Vec<u8>)>,
+    ) -> (usize, Vec<(String, Vec<u8>)>) {
+        let mut installed = 0;
+        let mut stale = Vec::new();
+        for (key, value) in kept {
+            match serde_json::from_slice::<ChatChange>(&value) {
+                Ok(ChatChange::Status { user, status }) if user == key => {
+                    self.set_status(&user, status);
+                    installed += 1;
+                }
+                Ok(_) => stale.push((key, value)),
+                Err(e) => {
+                    tracing::warn!(%key, "a kept status cannot be read, forgotten: {e}");
                     stale.push((key, value));
                 }
             }
@@ -190,7 +225,8 @@ mod tests {
         let mut decide = |a: &mut ChatState, req: Request, now: u64| {
             let user = req.user.clone();
             let record = a.moderation.apply(ADMIN, req, now).expect("decided").record;
-            if let Some((k, v)) = kept_sanction(&ChatChange::Moderation { user, record }) {
+            if let Some((set, k, v)) = kept_change(&ChatChange::Moderation { user, record }) {
+                assert_eq!(set, SANCTIONS_SET);
                 match v {
                     Some(v) => kept.insert(k, v),
                     None => kept.remove(&k),
@@ -231,6 +267,45 @@ mod tests {
             b.moderation.history("eve").is_empty(),
             "no history from kept sanctions"
         );
+    }
+
+    #[test]
+    fn kept_statuses_restore_and_online_is_forgotten() {
+        let status = |user: &str, status| ChatChange::Status {
+            user: user.into(),
+            status,
+        };
+        let mut kept = std::collections::HashMap::new();
+        for change in [
+            status("eve", Status::Busy),
+            status("bob", Status::Away),
+            status("bob", Status::Online),
+            status("amy", Status::Invisible),
+        ] {
+            let (set, key, value) = kept_change(&change).expect("a status is kept");
+            assert_eq!(set, STATUSES_SET);
+            match value {
+                Some(v) => kept.insert(key, v),
+                None => kept.remove(&key),
+            };
+        }
+        assert_eq!(kept.len(), 2, "bob is online again: {:?}", kept.keys());
+        kept.insert("zed".into(), b"{".to_vec());
+        let mut b = ChatState::new(&ChatRules::default());
+        let (installed, stale) = b.restore_statuses(kept.into_iter().collect());
+        assert_eq!(installed, 2);
+        assert_eq!(stale.len(), 1, "the unreadable one");
+        assert_eq!(b.status("eve"), Status::Busy);
+        assert_eq!(b.status("amy"), Status::Invisible);
+        assert_eq!(b.status("bob"), Status::Online);
+        let reaction = ChatChange::Reaction {
+            channel: "chat:lobby".into(),
+            offset: 1,
+            emoji: "👍".into(),
+            user: "eve".into(),
+            add: true,
+        };
+        assert_eq!(kept_change(&reaction), None, "reactions are not kept");
     }
 
     #[test]

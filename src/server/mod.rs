@@ -81,7 +81,7 @@ pub enum StartError {
     #[error(transparent)]
     Engine(#[from] crate::engine::redis::RedisStartError),
     #[error(
-        "cannot read the chat sanctions kept in the engine (a node must not start without the bans): {0}"
+        "cannot read the chat sanctions and statuses kept in the engine (a node must not start without the bans): {0}"
     )]
     ChatState(crate::engine::EngineError),
     #[error("--workers must be between 1 and {MAX_WORKERS}, not {0}")]
@@ -330,10 +330,12 @@ impl ServerHandle {
         });
         let _ = outlet.0.set(Arc::downgrade(&shared));
         if shared.engine.clustered() {
-            let n = shared
+            let (sanctions, statuses) = shared
                 .restore_chat(crate::session::Now::system().unix_ms)
                 .map_err(StartError::ChatState)?;
-            tracing::info!("chat: {n} live sanctions kept in the engine restored");
+            tracing::info!(
+                "chat: {sanctions} live sanctions and {statuses} statuses kept in the engine restored"
+            );
             let weak = Arc::downgrade(&shared);
             shared.session_env.chat.replicate_to(Box::new(
                 move |change: &crate::chat::replica::ChatChange| {

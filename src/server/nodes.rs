@@ -14,7 +14,7 @@ use tracing::warn;
 
 use super::ServerShared;
 use crate::api::SessionCommand;
-use crate::chat::replica::{ChatChange, SANCTIONS_SET, kept_sanction};
+use crate::chat::replica::{ChatChange, SANCTIONS_SET, STATUSES_SET, kept_change};
 use crate::cluster::{self, Nodes, Notice};
 use crate::engine::EngineError;
 
@@ -130,26 +130,33 @@ impl ServerShared {
     /// forgotten there) for nodes that start later, and the change told to the other nodes;
     /// false when either failed (logged).
     pub fn share_chat_change(&self, change: &ChatChange) -> bool {
-        let kept = kept_sanction(change).is_none_or(|(key, value)| {
+        let kept = kept_change(change).is_none_or(|(set, key, value)| {
             self.engine
-                .keep(SANCTIONS_SET, &key, value.as_deref())
-                .inspect_err(
-                    |e| warn!(%key, "chat sanction not kept for nodes that start later: {e}"),
-                )
+                .keep(set, &key, value.as_deref())
+                .inspect_err(|e| warn!(set, %key, "not kept for nodes that start later: {e}"))
                 .is_ok()
         });
         self.tell_nodes(&Notice::Chat(change.clone())) && kept
     }
 
-    /// At start: installs the live sanctions kept in the engine, forgets the ended ones there.
-    /// Returns how many were installed.
-    pub fn restore_chat(&self, now_ms: u64) -> Result<usize, EngineError> {
-        let kept = self.engine.kept(SANCTIONS_SET)?;
-        let (installed, stale) = self.session_env.chat.lock().restore_sanctions(kept, now_ms);
-        for (key, value) in stale {
-            self.engine.forget_if(SANCTIONS_SET, &key, &value)?;
+    /// At start: installs the live sanctions and the statuses kept in the engine, forgets the
+    /// ended (or unreadable) ones there. Returns how many of each were installed.
+    pub fn restore_chat(&self, now_ms: u64) -> Result<(usize, usize), EngineError> {
+        let sanctions = self.engine.kept(SANCTIONS_SET)?;
+        let statuses = self.engine.kept(STATUSES_SET)?;
+        let mut chat = self.session_env.chat.lock();
+        let (banned, stale_sanctions) = chat.restore_sanctions(sanctions, now_ms);
+        let (set, stale_statuses) = chat.restore_statuses(statuses);
+        drop(chat);
+        for (which, stale) in [
+            (SANCTIONS_SET, stale_sanctions),
+            (STATUSES_SET, stale_statuses),
+        ] {
+            for (key, value) in stale {
+                self.engine.forget_if(which, &key, &value)?;
+            }
         }
-        Ok(installed)
+        Ok((banned, set))
     }
 
     /// A message from the control channel: applies another node's notice.

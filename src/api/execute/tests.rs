@@ -438,6 +438,7 @@ fn channels_and_info_from_the_survey() {
     assert_eq!(node["num_channels"], 2);
     assert_eq!(node["uptime"], 100);
     assert_eq!(node["uid"], "node-1");
+    assert!(node.get("started").is_none(), "uptime instead: {node}");
 }
 
 #[test]
