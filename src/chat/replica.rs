@@ -72,6 +72,33 @@ pub fn kept_change(change: &ChatChange) -> Option<(&'static str, String, Option<
     }
 }
 
+/// Reads kept entries: `install` gets each readable change with its key and says whether it
+/// installed it. Returns how many it did and the entries it did not or that cannot be read.
+fn restore(
+    kept: Vec<(String, Vec<u8>)>,
+    what: &str,
+    mut install: impl FnMut(&str, ChatChange) -> bool,
+) -> (usize, Vec<(String, Vec<u8>)>) {
+    let mut installed = 0;
+    let mut stale = Vec::new();
+    for (key, value) in kept {
+        match serde_json::from_slice::<ChatChange>(&value) {
+            Ok(change) => {
+                if install(&key, change) {
+                    installed += 1;
+                } else {
+                    stale.push((key, value));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%key, "a kept {what} cannot be read, forgotten: {e}");
+                stale.push((key, value));
+            }
+        }
+    }
+    (installed, stale)
+}
+
 impl ChatState {
     /// Installs kept sanctions at start (`now`: unix ms). Returns how many were installed and
     /// the entries (key, value) that ended or cannot be read, for the caller to forget.
@@ -80,24 +107,13 @@ impl ChatState {
         kept: Vec<(String, Vec<u8>)>,
         now: u64,
     ) -> (usize, Vec<(String, Vec<u8>)>) {
-        let mut installed = 0;
-        let mut stale = Vec::new();
-        for (key, value) in kept {
-            match serde_json::from_slice::<ChatChange>(&value) {
-                Ok(ChatChange::Moderation { user, record })
-                    if record.until.is_none_or(|u| u > now) =>
-                {
-                    self.moderation.install(&user, &record);
-                    installed += 1;
-                }
-                Ok(_) => stale.push((key, value)),
-                Err(e) => {
-                    tracing::warn!(%key, "a kept sanction cannot be read, forgotten: {e}");
-                    stale.push((key, value));
-                }
+        restore(kept, "sanction", |_, change| match change {
+            ChatChange::Moderation { user, record } if record.until.is_none_or(|u| u > now) => {
+                self.moderation.install(&user, &record);
+                true
             }
-        }
-        (installed, stale)
+            _ => false,
+        })
     }
 
     /// Installs kept statuses at start. Returns how many were installed and the entries that
@@ -106,22 +122,13 @@ impl ChatState {
         &mut self,
         kept: Vec<(String, Vec<u8>)>,
     ) -> (usize, Vec<(String, Vec<u8>)>) {
-        let mut installed = 0;
-        let mut stale = Vec::new();
-        for (key, value) in kept {
-            match serde_json::from_slice::<ChatChange>(&value) {
-                Ok(ChatChange::Status { user, status }) if user == key => {
-                    self.set_status(&user, status);
-                    installed += 1;
-                }
-                Ok(_) => stale.push((key, value)),
-                Err(e) => {
-                    tracing::warn!(%key, "a kept status cannot be read, forgotten: {e}");
-                    stale.push((key, value));
-                }
+        restore(kept, "status", |key, change| match change {
+            ChatChange::Status { user, status } if user == key => {
+                self.set_status(&user, status);
+                true
             }
-        }
-        (installed, stale)
+            _ => false,
+        })
     }
 
     /// Applies another node's change. `max_emoji`: `chat.max_reaction_emoji` (a reaction over
