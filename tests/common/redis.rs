@@ -66,12 +66,28 @@ impl Redis {
             tls,
             child: None,
         };
-        r.run();
-        Some(r)
+        // A port picked free may be taken before Redis binds it: then another one.
+        for _ in 0..10 {
+            if r.try_run() {
+                return Some(r);
+            }
+            r.port = unused_port();
+        }
+        panic!("redis-server found no free port in 10 tries")
     }
 
     /// Starts the server (again) on the same port and waits until it answers.
     pub fn run(&mut self) {
+        assert!(
+            self.try_run(),
+            "redis-server could not listen on port {} again",
+            self.port
+        );
+    }
+
+    /// Starts the server on its port: false if it could not listen there (another process
+    /// took the port since it was picked; something else would then answer on it).
+    fn try_run(&mut self) -> bool {
         let port = self.port.to_string();
         let listen: Vec<String> = match &self.tls {
             None => vec!["--port".into(), port],
@@ -96,7 +112,7 @@ impl Redis {
                 .to_vec()
             }
         };
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1"])
             .args(&listen)
             .args([
@@ -112,15 +128,30 @@ impl Redis {
                     .iter()
                     .flat_map(|p| ["--requirepass".to_owned(), p.clone()]),
             )
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("redis-server starts");
+        // Its log says when it listens; one that cannot bind logs why and exits.
+        let mut log = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut ready = false;
+        let mut line = String::new();
+        while !ready && std::io::BufRead::read_line(&mut log, &mut line).is_ok_and(|n| n > 0) {
+            ready = line.contains("Ready to accept connections");
+            line.clear();
+        }
+        // Keep reading its log so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
         self.child = Some(child);
+        if !ready {
+            self.stop();
+            return false;
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not listen");
             std::thread::sleep(Duration::from_millis(20));
         }
+        true
     }
 
     /// Kills the server (its data goes with it).

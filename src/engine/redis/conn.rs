@@ -208,10 +208,7 @@ impl Conn {
 
     /// One command and its reply (an error reply is [`ConnError::Redis`]).
     pub fn query(&mut self, args: &[&[u8]]) -> Result<Value, ConnError> {
-        self.query_in_place(
-            |out| resp::command(out, args),
-            |reply| resp::parse(reply).ok().flatten().map(|(v, _)| v),
-        )
+        self.query_in_place(|out| resp::command(out, args), resp::whole_value)
     }
 
     /// One command written by `write`, its reply read in place by `read` (one whole value;
@@ -344,9 +341,7 @@ impl Script {
             keys.iter().map(|k| Arg::Bytes(k)),
             args.iter().map(|a| Arg::Bytes(a)),
         );
-        self.run_in_place(c, keys, args, |reply| {
-            resp::parse(reply).ok().flatten().map(|(v, _)| v)
-        })
+        self.run_in_place(c, keys, args, resp::whole_value)
     }
 
     /// Runs the script with `keys` and `args`, its reply read in place by `read` (see

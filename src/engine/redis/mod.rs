@@ -47,7 +47,6 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use tracing::{info, warn};
 
-use super::memory::new_epoch;
 use super::{
     Broker, EngineError, EngineReport, HistoryOptions, HistoryQuery, Outlet, PresenceEntry,
     PresenceManager, Stored, StreamPosition,
@@ -542,30 +541,25 @@ impl Broker for RedisEngine {
         if !opts.enabled() {
             return Err(EngineError::NoHistory);
         }
-        let meta_ttl = opts.meta_ttl_or_default();
-        let (stream, meta) = (
-            self.key("stream", channel),
-            self.key("stream.meta", channel),
-        );
-        let since = query.since.map(|s| s.to_string()).unwrap_or_default();
-        let limit = query.limit.min(opts.size);
-        let (limit, reverse, meta_ttl) = (
-            limit.to_string(),
-            if query.reverse { "1" } else { "0" },
-            secs(meta_ttl).to_string(),
-        );
-        let epoch = new_epoch();
+        let (prefix, ch) = (self.opts.prefix.as_bytes(), channel.as_bytes());
+        let candidate = candidate_epoch();
+        let keys = [
+            Arg::Parts(&[prefix, b".stream.", ch]),
+            Arg::Parts(&[prefix, b".stream.meta.", ch]),
+        ];
+        let args = [
+            query.since.map_or(Arg::Bytes(b""), Arg::Number),
+            Arg::Number(query.limit.min(opts.size) as u64),
+            Arg::Bytes(if query.reverse { b"1" } else { b"0" }),
+            Arg::Number(secs(opts.meta_ttl_or_default())),
+            Arg::Bytes(&candidate),
+        ];
         self.call("history", |c| {
-            let v = self.scripts.history.run(
+            let v = self.scripts.history.run_in_place(
                 c,
-                &[stream.as_bytes(), meta.as_bytes()],
-                &[
-                    since.as_bytes(),
-                    limit.as_bytes(),
-                    reverse.as_bytes(),
-                    meta_ttl.as_bytes(),
-                    epoch.as_bytes(),
-                ],
+                keys.into_iter(),
+                args.into_iter(),
+                resp::whole_value,
             )?;
             scripts::history_result(v, now).ok_or(ConnError::Unexpected("the history script"))
         })

@@ -132,6 +132,11 @@ fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize)
     }
 }
 
+/// One whole value (as [`value_len`] delimits it) as a [`Value`]; `None` if it is not one.
+pub fn whole_value(value: &[u8]) -> Option<Value> {
+    parse(value).ok().flatten().map(|(v, _)| v)
+}
+
 /// How many bytes the value at the start of `buf` takes, checked as [`parse`] checks it but
 /// without building it (nothing allocated); `None` while incomplete.
 pub fn value_len(buf: &[u8]) -> Result<Option<usize>, RespError> {
